@@ -1,0 +1,127 @@
+"""CLI: datasets, users, grants, access and the audit trail."""
+
+from ..output import print_rows
+from . import accounts, audit, datasets, grants
+
+DATASET_COLUMNS = ["id", "title", "cancer_type", "modality", "body_part", "site", "n_subjects", "n_series"]
+
+
+def _datasets_list(ctx, args):
+    with ctx.session() as s:
+        rows = [d.as_dict() for d in datasets.list_datasets(s)]
+    print_rows(rows, DATASET_COLUMNS + (["host_path"] if args.paths else []), args.json)
+
+
+def _datasets_add(ctx, args):
+    fields = {k: getattr(args, k) for k in datasets.FIELDS if k != "title"}
+    with ctx.session() as s:
+        d = datasets.add_dataset(s, ctx.actor, args.id, args.path, title=args.title, **fields)
+    print(f"dataset '{d.id}' added ({d.host_path})")
+
+
+def _datasets_remove(ctx, args):
+    with ctx.session() as s:
+        datasets.remove_dataset(s, ctx.actor, args.id)
+    print(f"dataset '{args.id}' removed from the catalog (its files are untouched)")
+
+
+def _users_list(ctx, args):
+    with ctx.session() as s:
+        rows = [{"name": a.name, "admin": a.is_admin, "local_login": a.password_hash is not None,
+                 "created_at": a.created_at} for a in accounts.list_accounts(s)]
+    print_rows(rows, ["name", "admin", "local_login", "created_at"], args.json)
+
+
+def _users_add(ctx, args):
+    password = accounts.generate_password() if args.password else None
+    with ctx.session() as s:
+        accounts.add_account(s, ctx.actor, args.name, password, is_admin=args.admin)
+    print(f"user '{args.name}' added" + (f"; password: {password}" if password else " (OIDC login only)"))
+
+
+def _grant(ctx, args):
+    with ctx.session() as s:
+        g = grants.grant_access(s, ctx.actor, args.user, args.dataset, args.days, args.purpose)
+    print(f"granted {g.user} read access to {g.dataset_id} until {g.expires_at:%Y-%m-%d %H:%M} UTC")
+
+
+def _revoke(ctx, args):
+    with ctx.session() as s:
+        grants.revoke_access(s, ctx.actor, args.user, args.dataset)
+    print(f"revoked {args.user}'s access to {args.dataset}; their running servers that mount it are stopped "
+          f"within {ctx.site['sandbox']['revocation_interval'] * 2} s")
+
+
+def _access(ctx, args):
+    with ctx.session() as s:
+        if args.user:
+            accounts.get_account(s, args.user)
+        rows = [g.as_dict() for g in grants.live_grants(s, args.user)]
+    print_rows(rows, ["user", "dataset_id", "purpose", "granted_by", "granted_at", "expires_at"], args.json)
+
+
+def _audit(ctx, args):
+    with ctx.session() as s:
+        if args.verify:
+            problems = audit.verify_chain(s)
+            for line in problems:
+                print(f"TAMPERED: {line}")
+            if problems:
+                return 2
+            print(f"audit chain intact ({len(audit.events(s))} events)")
+            return 0
+        rows = [e.as_dict() for e in audit.events(s, args.limit, args.action)]
+    print_rows(rows, ["id", "at", "actor", "action", "subject", "details"], args.json)
+
+
+def register(subparsers) -> None:
+    ds = subparsers.add_parser("datasets", help="list, add or remove datasets").add_subparsers(
+        dest="datasets_command", required=True, metavar="ACTION")
+    p = ds.add_parser("list", help="list registered datasets")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--paths", action="store_true", help="show host paths")
+    p.set_defaults(handler=_datasets_list)
+    p = ds.add_parser("add", help="register a dataset folder")
+    p.add_argument("id")
+    p.add_argument("--path", required=True, help="folder on the host holding the dataset")
+    p.add_argument("--title")
+    for field in ("cancer_type", "modality", "body_part", "site", "licence"):
+        p.add_argument(f"--{field.replace('_', '-')}", dest=field, default="")
+    p.add_argument("--n-subjects", dest="n_subjects", type=int)
+    p.add_argument("--n-series", dest="n_series", type=int)
+    p.set_defaults(handler=_datasets_add)
+    p = ds.add_parser("remove", help="remove a dataset from the catalog")
+    p.add_argument("id")
+    p.set_defaults(handler=_datasets_remove)
+
+    us = subparsers.add_parser("users", help="list or add users").add_subparsers(
+        dest="users_command", required=True, metavar="ACTION")
+    p = us.add_parser("list", help="list users")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_users_list)
+    p = us.add_parser("add", help="add a user (OIDC login unless --password)")
+    p.add_argument("name")
+    p.add_argument("--password", action="store_true", help="generate a local password and print it")
+    p.add_argument("--admin", action="store_true")
+    p.set_defaults(handler=_users_add)
+
+    p = subparsers.add_parser("grant", help="approve USER to read DATASET")
+    p.add_argument("user")
+    p.add_argument("dataset")
+    p.add_argument("--days", type=int, required=True)
+    p.add_argument("--purpose", required=True)
+    p.set_defaults(handler=_grant)
+    p = subparsers.add_parser("revoke", help="withdraw USER's access to DATASET")
+    p.add_argument("user")
+    p.add_argument("dataset")
+    p.set_defaults(handler=_revoke)
+    p = subparsers.add_parser("access", help="live grants, for one user or everyone")
+    p.add_argument("user", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_access)
+    p = subparsers.add_parser("audit", help="show or verify the audit trail")
+    p.add_argument("--verify", action="store_true", help="check the hash chain; exit 2 if tampered")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--action")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_audit)

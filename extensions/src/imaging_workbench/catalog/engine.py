@@ -1,0 +1,58 @@
+"""Engine from a URL: SQLite by default, PostgreSQL (or any SQLAlchemy URL) by configuration."""
+
+import importlib
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from ..errors import WorkbenchError
+from .models import Base
+
+
+# Modules whose tables live in the catalog database; importing one adds its tables to Base.
+MODEL_MODULES = ("imaging_workbench.catalog.models",)
+
+
+def _register_all_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
+
+
+def _sqlite_immediate(engine: Engine) -> None:
+    """Take SQLite's write lock at BEGIN, so concurrent writers queue instead of failing mid-way."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA foreign_keys=ON")
+        dbapi_conn.execute("PRAGMA journal_mode=WAL")
+        dbapi_conn.execute("PRAGMA busy_timeout=30000")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_catalog_engine(url: str) -> Engine:
+    """Connect to the catalog database at `url` and create missing tables."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise WorkbenchError(f"database_url {url!r} is not a database URL",
+                             "use sqlite:////path/file.sqlite or postgresql+psycopg://user@host/db") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": 30})
+        _sqlite_immediate(engine)
+    else:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    _register_all_models()
+    try:
+        Base.metadata.create_all(engine)
+    except OperationalError as e:
+        raise WorkbenchError(f"cannot open the catalog database {parsed.render_as_string(hide_password=True)}: "
+                             f"{e.orig}", "check database_url in the site file and that the server runs") from None
+    return engine

@@ -1,0 +1,39 @@
+"""What every command and service needs: the site settings and a catalog session."""
+
+import getpass
+import os
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from .catalog.engine import create_catalog_engine
+from .site import catalog_url, load_site
+
+
+class WorkbenchContext:
+    """Site settings plus a lazily opened catalog database, for one actor (who acts, for the audit)."""
+
+    def __init__(self, site: dict | None = None, actor: str | None = None):
+        self.site = site if site is not None else load_site()
+        self.actor = actor or os.environ.get("WORKBENCH_ACTOR") or getpass.getuser()
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.site["state_dir"])
+
+    @property
+    def db_url(self) -> str:
+        return catalog_url(self.site)
+
+    @cached_property
+    def engine(self):
+        return create_catalog_engine(self.db_url)
+
+    @contextmanager
+    def session(self):
+        """One transaction: committed when the block ends, rolled back (database unchanged) on error."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            with session.begin():
+                yield session
