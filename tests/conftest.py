@@ -1,0 +1,107 @@
+"""Fixtures every tier shares: a site on a fresh catalog, the CLI in-process, a real PostgreSQL."""
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from imaging_workbench.cli import main as workbench_main
+from imaging_workbench.context import WorkbenchContext
+from imaging_workbench.site import DEFAULTS, _merge, validate_site
+
+from .waiting import free_port, wait_for
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A throw-away PostgreSQL cluster on a free loopback port, run as the postgres user."""
+    initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
+    if initdb is None:
+        pytest.fail("PostgreSQL server binaries are missing: run scripts/ensure_host.sh")
+    bindir = Path(os.path.realpath(initdb)).parent
+    data = tmp_path_factory.mktemp("pg") / "data"
+    data.parent.chmod(0o777)
+    port = free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(as_pg + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    log = data.parent / "pg.log"
+    subprocess.run(as_pg + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-o",
+                            f"-p {port} -k {data.parent} -c listen_addresses=127.0.0.1", "start"], check=True,
+                   capture_output=True)
+    try:
+        yield {"port": port, "bindir": bindir, "socket_dir": data.parent}
+    finally:
+        subprocess.run(as_pg + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+
+
+def _postgres_url(server, name: str) -> str:
+    subprocess.run([str(server["bindir"] / "createdb"), "-h", "127.0.0.1", "-p", str(server["port"]),
+                    "-U", "postgres", name], check=True, capture_output=True)
+    return f"postgresql+psycopg://postgres@127.0.0.1:{server['port']}/{name}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request, tmp_path):
+    """Each catalog test runs on SQLite and, in the postgres tier, on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    server = request.getfixturevalue("postgres_server")
+    return _postgres_url(server, f"wb_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}")
+
+
+@pytest.fixture
+def site(tmp_path, request) -> dict:
+    """The default site with its state under tmp_path: a SQLite catalog, or both databases for
+    tests that also ask for `database_url`."""
+    url = request.getfixturevalue("database_url") if "database_url" in request.fixturenames else None
+    return validate_site(_merge(DEFAULTS, {"state_dir": str(tmp_path / "state"), "database_url": url}))
+
+
+@pytest.fixture
+def ctx(site) -> WorkbenchContext:
+    return WorkbenchContext(site, actor="steward")
+
+
+@pytest.fixture
+def site_file(site, tmp_path) -> Path:
+    import yaml
+
+    path = tmp_path / "workbench.yaml"
+    path.write_text(yaml.safe_dump({"state_dir": site["state_dir"], "database_url": site["database_url"]}))
+    return path
+
+
+@pytest.fixture
+def cli(site_file):
+    """Run `workbench ARGS...` in-process; returns (exit status, stdout, stderr)."""
+
+    def run(*args: str, actor: str = "steward"):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = workbench_main(["--site", str(site_file), "--as", actor, *args])
+            except SystemExit as e:  # argparse usage errors
+                rc = e.code
+        return rc, out.getvalue(), err.getvalue()
+
+    return run
+
+
+@pytest.fixture
+def dataset_dir(tmp_path):
+    """Make a world-readable folder standing for a dataset."""
+
+    def make(name: str) -> Path:
+        path = tmp_path / "datasets" / name
+        path.mkdir(parents=True)
+        (path / "README.txt").write_text(f"dataset {name}\n")
+        for p in (path, path.parent, tmp_path):
+            p.chmod(0o755)
+        return path
+
+    return make
