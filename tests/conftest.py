@@ -5,6 +5,7 @@ import io
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,14 +18,16 @@ from .waiting import free_port, wait_for
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def postgres_server():
     """A throw-away PostgreSQL cluster on a free loopback port, run as the postgres user."""
     initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)
     if initdb is None:
         pytest.fail("PostgreSQL server binaries are missing: run scripts/ensure_host.sh")
     bindir = Path(os.path.realpath(initdb)).parent
-    data = tmp_path_factory.mktemp("pg") / "data"
-    data.parent.chmod(0o777)
+    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
+    base = Path(tempfile.mkdtemp(prefix="workbench-pg-"))
+    base.chmod(0o777)
+    data = base / "data"
     port = free_port()
     as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     subprocess.run(as_pg + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
@@ -37,6 +40,7 @@ def postgres_server(tmp_path_factory):
         yield {"port": port, "bindir": bindir, "socket_dir": data.parent}
     finally:
         subprocess.run(as_pg + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def _postgres_url(server, name: str) -> str:

@@ -12,12 +12,13 @@ from .errors import WorkbenchError
 
 COMMAND_MODULES = (
     "imaging_workbench.catalog.commands",
+    "imaging_workbench.hub.commands",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Cancer Imaging Workbench")
-    parser.add_argument("--site", metavar="FILE", help="site file (default: $WORKBENCH_SITE or ./hub_config/workbench.yaml)")
+    parser.add_argument("--site", dest="site_file", metavar="FILE", help="site file (default: $WORKBENCH_SITE or ./hub_config/workbench.yaml)")
     parser.add_argument("--as", dest="actor", metavar="NAME", help="who acts, for the audit trail (default: $USER)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -31,7 +32,7 @@ def main(argv=None) -> int:
     from .site import load_site
 
     try:
-        ctx = WorkbenchContext(load_site(args.site), actor=args.actor)
+        ctx = WorkbenchContext(load_site(args.site_file), actor=args.actor)
         return args.handler(ctx, args) or 0
     except WorkbenchError as e:
         print(f"error: {e}", file=sys.stderr)

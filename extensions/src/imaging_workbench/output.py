@@ -13,8 +13,9 @@ def _plain(value):
     return "" if value is None else value
 
 
-def print_rows(rows: list[dict], columns: list[str], as_json: bool = False, file=sys.stdout) -> None:
+def print_rows(rows: list[dict], columns: list[str], as_json: bool = False, file=None) -> None:
     """Print `rows` (dicts) as JSON or as a table of `columns`."""
+    file = file or sys.stdout
     if as_json:
         json.dump(rows, file, indent=2, default=_plain)
         file.write("\n")

@@ -23,7 +23,9 @@ DEFAULTS: dict = {
     "hub": {
         "ip": "127.0.0.1",
         "port": 8000,
+        "api_ip": None,  # None: the sandbox bridge's gateway, so sandboxes can reach it
         "api_port": 8081,
+        "proxy_api_port": 8001,
         "service_port": 8090,
         "authenticator": "workbench",
     },
@@ -42,7 +44,8 @@ DEFAULTS: dict = {
             "gpu": {"display": "GPU: 2 CPU, 12 GB, NVIDIA GPU", "cpu": 2.0, "memory": "12G", "gpus": 1},
         },
     },
-    "demo": {"users": ["alice", "bob", "carol"], "size": "demo"},
+    # Demo logins for `make up`: who exists, and which datasets each is granted ("all" or a list).
+    "demo": {"users": ["alice", "bob", "carol"], "grants": {"alice": "all", "bob": ["lung-ct"]}, "size": "demo"},
     "federation": {},
 }
 
@@ -55,7 +58,7 @@ _TYPES = {
     "federation": dict,
 }
 _INT_KEYS = {
-    "hub": ["port", "api_port", "service_port"],
+    "hub": ["port", "api_port", "proxy_api_port", "service_port"],
     "sandbox": ["pids_limit", "idle_timeout", "revocation_interval", "start_timeout"],
 }
 

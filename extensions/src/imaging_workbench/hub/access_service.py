@@ -1,0 +1,99 @@
+"""workbench-access: a hub service that stops running sandboxes whose mounted datasets are no
+longer granted (revoked or expired), within two of its polling intervals, and audits it.
+
+Run by the hub as a managed service; it talks to the hub REST API with its own token."""
+
+import argparse
+import logging
+import os
+import time
+from urllib.parse import quote
+
+import requests
+from sqlalchemy import select
+
+from ..catalog import audit
+from ..catalog.grants import live_grants
+from ..catalog.models import ServerMount
+from ..clock import utcnow
+from .catalog_link import catalog_session
+
+log = logging.getLogger("workbench-access")
+
+
+def stale_mounts(session) -> list[tuple[ServerMount, list[str]]]:
+    """Open mounts holding datasets the user no longer has a live grant for, with those datasets."""
+    live = {}
+    for grant in live_grants(session):
+        live.setdefault(grant.user, set()).add(grant.dataset_id)
+    stale = []
+    for mount in session.scalars(select(ServerMount).where(ServerMount.stopped_at.is_(None))):
+        lost = sorted(set(mount.datasets) - live.get(mount.user, set()))
+        if lost:
+            stale.append((mount, lost))
+    return stale
+
+
+class HubAPI:
+    def __init__(self, url: str, token: str):
+        self.url = url.rstrip("/")
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"token {token}"
+
+    def running_servers(self, user: str) -> set[str] | None:
+        r = self.http.get(f"{self.url}/users/{quote(user)}", timeout=30)
+        if r.status_code == 404:
+            return None
+        r.raise_for_status()
+        return set(r.json().get("servers", {}))
+
+    def stop_server(self, user: str, server_name: str) -> None:
+        path = f"/users/{quote(user)}/servers/{quote(server_name)}" if server_name else f"/users/{quote(user)}/server"
+        r = self.http.delete(self.url + path, timeout=60)
+        if r.status_code not in (202, 204, 400):  # 400: already stopping or stopped
+            r.raise_for_status()
+
+
+def enforce_once(catalog_url: str, hub: HubAPI, stopping: set) -> int:
+    """One pass: stop every server that mounts a dataset no longer granted. Returns servers stopped."""
+    stopped = 0
+    with catalog_session(catalog_url) as session:
+        for mount, lost in stale_mounts(session):
+            key = (mount.user, mount.server_name, mount.container)
+            running = hub.running_servers(mount.user)
+            if running is None or mount.server_name not in running:
+                # The server is gone without its stop being recorded (hub crash, manual removal).
+                mount.stopped_at = utcnow()
+                audit.record(session, "workbench-access", "server.gone", f"{mount.user}/{mount.server_name}",
+                             container=mount.container, datasets=mount.datasets)
+                continue
+            if key in stopping:
+                continue
+            log.warning("Stopping %s/%s: grants ended for %s", mount.user, mount.server_name, ", ".join(lost))
+            hub.stop_server(mount.user, mount.server_name)
+            audit.record(session, "workbench-access", "server.revoked", f"{mount.user}/{mount.server_name}",
+                         container=mount.container, datasets_no_longer_granted=lost)
+            stopping.add(key)
+            stopped += 1
+    return stopped
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--catalog-url", required=True)
+    parser.add_argument("--interval", type=float, default=15.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[workbench-access %(asctime)s] %(message)s")
+    hub = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+    stopping: set = set()
+    log.info("Enforcing grants every %s s", args.interval)
+    while True:
+        try:
+            enforce_once(args.catalog_url, hub, stopping)
+        except (requests.RequestException, OSError) as e:
+            log.error("Pass failed, retrying next interval: %s", e)
+        time.sleep(args.interval)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""CLI: the sandbox network and the demo logins."""
+
+import json
+import os
+
+from ..catalog import accounts, datasets, grants
+from .network import docker_client, ensure_firewall, ensure_network, gateway
+
+DEMO_GRANT_DAYS = 30
+
+
+def sandbox_open_ports(site: dict) -> list[int]:
+    """Host ports a sandbox may reach on the bridge gateway: the hub API and the federation service."""
+    return [site["hub"]["api_port"], site["hub"]["service_port"]]
+
+
+def _sandbox_network(ctx, args):
+    box = ctx.site["sandbox"]
+    ensure_network(docker_client(), box["network"], box["subnet"])
+    ensure_firewall(box["network"], box["subnet"], sandbox_open_ports(ctx.site))
+    print(f"sandbox network '{box['network']}' ready: {box['subnet']}, gateway {gateway(box['subnet'])}, "
+          f"host ports open to sandboxes: {', '.join(map(str, sandbox_open_ports(ctx.site)))}")
+
+
+def ensure_demo_users(ctx) -> dict[str, str]:
+    """Create the demo accounts and admins once, grant the demo datasets; return name -> password.
+
+    Passwords are generated on first creation and kept in <state_dir>/demo-logins.json (mode 600),
+    so a second `make up` prints the same logins."""
+    logins_file = ctx.state_dir / "demo-logins.json"
+    logins = json.loads(logins_file.read_text()) if logins_file.exists() else {}
+    demo = ctx.site["demo"]
+    with ctx.session() as s:
+        for name in [*ctx.site["admins"], *demo["users"]]:
+            account = s.get(accounts.Account, name)
+            if account is None or name not in logins:
+                logins[name] = accounts.generate_password()
+                if account is None:
+                    accounts.add_account(s, ctx.actor, name, logins[name], is_admin=name in ctx.site["admins"])
+                else:
+                    accounts.set_password(s, ctx.actor, name, logins[name])
+        registered = [d.id for d in datasets.list_datasets(s)]
+        for user, wanted in demo.get("grants", {}).items():
+            for dataset_id in registered if wanted == "all" else [d for d in wanted if d in registered]:
+                if grants.live_grant(s, user, dataset_id) is None:
+                    grants.grant_access(s, ctx.actor, user, dataset_id, DEMO_GRANT_DAYS, "workbench demo")
+    ctx.state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(logins_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(logins, f, indent=2)
+    return logins
+
+
+def _demo_users(ctx, args):
+    logins = ensure_demo_users(ctx)
+    with ctx.session() as s:
+        held = {name: grants.approved_dataset_ids(s, name) for name in logins}
+    print(f"demo logins (also in {ctx.state_dir / 'demo-logins.json'}):")
+    for name, password in logins.items():
+        role = "admin" if name in ctx.site["admins"] else "user"
+        print(f"  {name:<8} {password:<18} {role:<5} datasets: {', '.join(held[name]) or 'none'}")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sandbox-network", help="create the sandbox network and its firewall (root)")
+    p.set_defaults(handler=_sandbox_network)
+    p = subparsers.add_parser("demo-users", help="create the demo logins and grant them the demo datasets")
+    p.set_defaults(handler=_demo_users)

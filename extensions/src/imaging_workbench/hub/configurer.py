@@ -1,0 +1,95 @@
+"""Turn the site file into JupyterHub's traitlets configuration.
+
+hub_config/jupyterhub_config.py calls `configure(c, site)`; everything a deployment may change is
+in the site file, and anything else stays reachable through jupyterhub_config.d/ files."""
+
+import sys
+from pathlib import Path
+
+from ..site import catalog_url
+from .network import gateway
+
+SERVICE_ACCESS = "workbench-access"
+SERVICE_CULLER = "idle-culler"
+
+
+def hub_api_ip(site: dict) -> str:
+    """Where the hub API listens: the sandbox bridge's gateway unless the site names an address."""
+    return site["hub"]["api_ip"] or gateway(site["sandbox"]["subnet"])
+
+
+def update_hub(c, site: dict) -> None:
+    state = Path(site["state_dir"])
+    state.mkdir(parents=True, exist_ok=True)
+    hub = site["hub"]
+    c.JupyterHub.ip = hub["ip"]
+    c.JupyterHub.port = hub["port"]
+    c.JupyterHub.hub_bind_url = f"http://{hub_api_ip(site)}:{hub['api_port']}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub['proxy_api_port']}"
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.JupyterHub.cleanup_servers = True
+    c.JupyterHub.allow_named_servers = False
+
+
+def update_auth(c, site: dict) -> None:
+    c.Authenticator.admin_users = set(site["admins"])
+    if site["hub"]["authenticator"] == "workbench":
+        c.JupyterHub.authenticator_class = "workbench"
+        c.WorkbenchAuthenticator.catalog_url = catalog_url(site)
+    else:  # any registered authenticator, e.g. "generic-oauth" set up in jupyterhub_config.d/
+        c.JupyterHub.authenticator_class = site["hub"]["authenticator"]
+
+
+def update_spawner(c, site: dict, federation_url: str = "") -> None:
+    box = site["sandbox"]
+    c.JupyterHub.spawner_class = "workbench"
+    s = c.WorkbenchSpawner
+    s.catalog_url = catalog_url(site)
+    s.image = box["image"]
+    s.network_name = box["network"]
+    s.use_internal_ip = True
+    s.profiles = box["profiles"]
+    s.default_profile = box["default_profile"]
+    s.pids_limit = box["pids_limit"]
+    s.start_timeout = box["start_timeout"]
+    s.http_timeout = box["start_timeout"]
+    s.notebook_dir = "/"  # /data and the home folder both visible in the file browser
+    s.default_url = "/lab/tree/home/jovyan"
+    s.prefix = "workbench"
+    s.federation_url = federation_url
+    # What a sandbox's own token may do: its user's activity and server, and call our services.
+    s.server_token_scopes = ["users:activity!user", "access:servers!user", "read:users:name!user",
+                             "access:services"]
+
+
+def update_services(c, site: dict, extra_services: list[dict] = ()) -> None:
+    url = catalog_url(site)
+    box = site["sandbox"]
+    c.JupyterHub.services = [
+        {"name": SERVICE_ACCESS,
+         "command": [sys.executable, "-m", "imaging_workbench.hub.access_service",
+                     "--catalog-url", url, "--interval", str(box["revocation_interval"])]},
+        {"name": SERVICE_CULLER,
+         "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={box['idle_timeout']}"]},
+        *extra_services,
+    ]
+    c.JupyterHub.load_roles = [
+        {"name": "workbench-access", "services": [SERVICE_ACCESS],
+         "scopes": ["read:users", "read:servers", "admin:servers"]},
+        {"name": "idle-culler", "services": [SERVICE_CULLER],
+         "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
+        {"name": "user", "scopes": ["self", "access:services"]},
+    ]
+
+
+def configure(c, site: dict) -> None:
+    """Apply the whole site to JupyterHub's config object `c`."""
+    from ..federation.service import hub_services
+
+    services = hub_services(site, hub_api_ip(site))
+    update_hub(c, site)
+    update_auth(c, site)
+    update_spawner(c, site, federation_url=services[0]["url"] if services else "")
+    update_services(c, site, services)

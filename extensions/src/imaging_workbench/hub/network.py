@@ -1,0 +1,99 @@
+"""The sandbox network: an internal docker bridge with a fixed subnet, no traffic between containers,
+and a firewall chain that lets sandboxes reach only the hub API (and the services named) on the host."""
+
+import hashlib
+import ipaddress
+import subprocess
+
+import docker
+from docker.errors import DockerException, NotFound
+
+from ..errors import WorkbenchError
+
+
+def bridge_name(network: str) -> str:
+    """A stable Linux interface name (≤ 15 chars) for the network's bridge."""
+    return "wb" + hashlib.sha1(network.encode()).hexdigest()[:10]
+
+
+def chain_name(network: str) -> str:
+    return "WB-" + hashlib.sha1(network.encode()).hexdigest()[:10]
+
+
+def gateway(subnet: str) -> str:
+    """The bridge's address on the host: the first address of the subnet."""
+    return str(next(ipaddress.ip_network(subnet).hosts()))
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except DockerException as e:
+        raise WorkbenchError(f"dockerd is not reachable ({e.__class__.__name__}: {e})",
+                             "start it with scripts/ensure_dockerd.sh (or 'dockerd &') and retry") from None
+
+
+def ensure_network(client: docker.DockerClient, name: str, subnet: str):
+    """Create the internal, icc-off network with a fixed subnet, or check the existing one matches."""
+    try:
+        network = client.networks.get(name)
+    except NotFound:
+        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet, gateway=gateway(subnet))])
+        return client.networks.create(
+            name, driver="bridge", internal=True, ipam=ipam,
+            options={"com.docker.network.bridge.enable_icc": "false",
+                     "com.docker.network.bridge.name": bridge_name(name)},
+            labels={"org.imaging-workbench.role": "sandbox"})
+    attrs = network.attrs
+    configs = attrs.get("IPAM", {}).get("Config") or [{}]
+    problems = []
+    if not attrs.get("Internal"):
+        problems.append("it is not internal")
+    if configs[0].get("Subnet") != subnet:
+        problems.append(f"its subnet is {configs[0].get('Subnet')}, not {subnet}")
+    if attrs.get("Options", {}).get("com.docker.network.bridge.enable_icc") != "false":
+        problems.append("containers on it can reach each other (icc on)")
+    if problems:
+        raise WorkbenchError(f"docker network '{name}' exists but {' and '.join(problems)}",
+                             f"stop its containers and remove it ('docker network rm {name}'), then retry")
+    return network
+
+
+def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise WorkbenchError("iptables is not installed", "run scripts/ensure_host.sh (apt-get install iptables)") from None
+    if check and result.returncode != 0:
+        raise WorkbenchError(f"iptables {' '.join(args)} failed: {result.stderr.strip()}",
+                             "run as root on a host whose kernel has netfilter")
+    return result
+
+
+def ensure_firewall(network: str, subnet: str, open_ports: list[int]) -> None:
+    """Sandboxes may open connections to the host only at gateway:open_ports; the rest is dropped.
+
+    Docker's internal network already blocks routing out; this closes the host itself, where
+    anything listening on 0.0.0.0 or the bridge address would otherwise be reachable.
+    """
+    chain, bridge, gw = chain_name(network), bridge_name(network), gateway(subnet)
+    if _iptables("-n", "-L", chain, check=False).returncode != 0:
+        _iptables("-N", chain)
+    _iptables("-F", chain)
+    _iptables("-A", chain, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+    for port in sorted(set(open_ports)):
+        _iptables("-A", chain, "-p", "tcp", "-d", gw, "--dport", str(port), "-j", "ACCEPT")
+    _iptables("-A", chain, "-j", "DROP")
+    jump = ("INPUT", "-i", bridge, "-j", chain)
+    if _iptables("-C", *jump, check=False).returncode != 0:
+        _iptables("-I", *jump)
+
+
+def remove_firewall(network: str) -> None:
+    chain, bridge = chain_name(network), bridge_name(network)
+    while _iptables("-D", "INPUT", "-i", bridge, "-j", chain, check=False).returncode == 0:
+        pass
+    _iptables("-F", chain, check=False)
+    _iptables("-X", chain, check=False)
