@@ -14,10 +14,12 @@ die() { log "error: $*"; exit 1; }
 # stage NAME COMMAND...: run a step and print how long it took, so a slow step shows in CI logs.
 stage() {
   local name="$1"; shift
-  local start=$SECONDS
+  local start=$SECONDS rc=0
   log "stage $name: start"
-  "$@"
-  log "stage $name: done in $((SECONDS - start)) s"
+  "$@" || rc=$?
+  if [ $rc = 0 ]; then log "stage $name: done in $((SECONDS - start)) s"
+  else log "stage $name: FAILED (exit $rc) after $((SECONDS - start)) s"; fi
+  return $rc
 }
 
 need_root() { [ "$(id -u)" = 0 ] || die "$1 needs root (apt-get, dockerd, iptables); run it as root"; }

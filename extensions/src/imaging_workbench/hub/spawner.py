@@ -67,6 +67,8 @@ class WorkbenchSpawner(DockerSpawner):
     home_volume = Unicode("workbench-home-{username}", help="Docker volume holding the user's home.").tag(config=True)
     federation_url = Unicode("", help="URL sandboxes use for the federation service.").tag(config=True)
 
+    _mounts: dict = {}  # dataset id -> host folder of the current start
+
     @default("remove")
     def _remove(self):  # a fresh container each start, so mounts follow the grants of that moment
         return True
@@ -99,6 +101,9 @@ class WorkbenchSpawner(DockerSpawner):
             "security_opt": ["no-new-privileges"],
             "pids_limit": self.pids_limit,
             "memswap_limit": self.mem_limit,  # no swap: a memory hog is killed at the limit
+            # No resolver: a sandbox reaches the hub by address and has no name to look up,
+            # so docker's embedded DNS gets no upstream to forward outside names to.
+            "dns": ["127.0.0.1"],
         }
         if gpus:
             import docker
@@ -143,5 +148,3 @@ class WorkbenchSpawner(DockerSpawner):
         error = RuntimeError(message)
         error.jupyterhub_message = message  # shown on the spawn-pending page instead of a traceback
         return error
-
-    _mounts: dict = {}

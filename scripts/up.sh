@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# `make up`: set up everything that is missing, then run the hub in the foreground at
+# http://127.0.0.1:8000 with the demo cohorts, demo logins and the local federation.
+source "$(dirname "$0")/lib.sh"
+need_root "make up"
+cd "$REPO_ROOT"
+export WORKBENCH_SITE="${WORKBENCH_SITE:-$REPO_ROOT/hub_config/workbench.yaml}"
+
+stage host bash scripts/ensure_host.sh
+stage venv bash scripts/ensure_venv.sh
+stage dockerd bash scripts/ensure_dockerd.sh
+stage images bash scripts/ensure_images.sh
+
+export PATH="$WORKBENCH_VENV/bin:$PATH"
+size="$(python -c 'from imaging_workbench.site import load_site; print(load_site()["demo"]["size"])')"
+stage demo-data workbench demo-data --size "$size" --register
+stage sandbox-network workbench sandbox-network
+stage demo-users workbench demo-users
+stage federation workbench federation up
+
+port="$(python -c 'from imaging_workbench.site import load_site; print(load_site()["hub"]["port"])')"
+log "JupyterHub starting at http://127.0.0.1:$port (Ctrl-C stops it; 'workbench federation down' stops the sites)"
+cd "$(python -c 'from imaging_workbench.site import load_site; print(load_site()["state_dir"])')"
+# Job control: managed services get their own process group, so Ctrl-C reaches the hub only
+# and the hub shuts them down cleanly instead of waiting 30 s.
+set -m
+jupyterhub -f "$REPO_ROOT/hub_config/jupyterhub_config.py" &
+hub=$!
+trap 'kill -INT $hub 2>/dev/null' INT TERM
+while kill -0 $hub 2>/dev/null; do wait $hub || true; done
