@@ -19,14 +19,14 @@ ADMIN_SERVICE = '''
 c.JupyterHub.services.append({{"name": "test-admin", "api_token": {token!r}}})
 c.JupyterHub.load_roles.append({{"name": "test-admin", "services": ["test-admin"],
     "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users", "read:servers",
-               "access:servers", "access:services", "read:services"]}})
+               "access:servers", "access:services", "list:services", "read:services"]}})
 '''
 
 
 class HubProcess:
     """Runs `jupyterhub -f hub_config/jupyterhub_config.py` with a site file of the test's making."""
 
-    def __init__(self, workdir: Path, site: dict, api_ip: str = "127.0.0.1"):
+    def __init__(self, workdir: Path, site: dict, api_ip: str = "127.0.0.1", extra_config: str = ""):
         self.workdir = workdir
         self.port = free_port()
         hub = {"ip": "127.0.0.1", "port": self.port, "api_ip": api_ip, "api_port": free_port(),
@@ -37,7 +37,7 @@ class HubProcess:
         self.token = secrets.token_hex(16)
         config_d = workdir / "config.d"
         config_d.mkdir(exist_ok=True)
-        (config_d / "90-test-admin.py").write_text(ADMIN_SERVICE.format(token=self.token))
+        (config_d / "90-test-admin.py").write_text(ADMIN_SERVICE.format(token=self.token) + extra_config)
         self.env = {**os.environ, "WORKBENCH_SITE": str(self.site_file), "WORKBENCH_HUB_CONFIG_D": str(config_d),
                     "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         self.url = f"http://127.0.0.1:{self.port}"

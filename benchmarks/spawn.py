@@ -1,0 +1,136 @@
+"""Spawn time: WorkbenchSpawner (grants, read-only mounts, lockdown, audit) against plain
+DockerSpawner with the same image and network, measured in the same run on the same machine.
+
+    python benchmarks/spawn.py [--runs 5] [--crowd 10]
+
+Prints the median time for one user and the time until all of `--crowd` users started at once
+are ready, for both, and the ratio (ours / baseline). Saves benchmarks/results/spawn.png.
+Needs root, dockerd and the images (make test or make up sets them up)."""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from imaging_workbench.catalog import accounts, datasets, grants  # noqa: E402
+from imaging_workbench.context import WorkbenchContext  # noqa: E402
+from imaging_workbench.hub.commands import sandbox_open_ports  # noqa: E402
+from imaging_workbench.hub.network import docker_client, ensure_firewall, ensure_network, gateway  # noqa: E402
+from imaging_workbench.site import DEFAULTS, _merge, validate_site  # noqa: E402
+from tests.hubtools import HubProcess  # noqa: E402
+from tests.waiting import wait_for  # noqa: E402
+
+NETWORK, SUBNET, PREFIX = "wbbench-sandbox", "172.29.250.0/24", "wbbench"
+OURS = f'c.WorkbenchSpawner.prefix = "{PREFIX}"\nc.WorkbenchSpawner.home_volume = "{PREFIX}-home-{{username}}"\n'
+BASELINE = f'''
+c.JupyterHub.spawner_class = "docker"
+c.DockerSpawner.image = c.WorkbenchSpawner.image
+c.DockerSpawner.network_name = c.WorkbenchSpawner.network_name
+c.DockerSpawner.use_internal_ip = True
+c.DockerSpawner.remove = True
+c.DockerSpawner.pull_policy = "never"
+c.DockerSpawner.prefix = "{PREFIX}"
+c.DockerSpawner.notebook_dir = "/"
+c.DockerSpawner.mem_limit = "4G"
+'''
+
+
+def spawn(hub, user: str) -> float:
+    hub.api("POST", f"/users/{user}")  # known to the hub (409 once it is)
+    start = time.monotonic()
+    r = hub.api("POST", f"/users/{user}/server", json={"profile": "standard"})
+    r.raise_for_status()
+    wait_for(lambda: hub.api("GET", f"/users/{user}").json()["servers"].get("", {}).get("ready"), 300,
+             interval=0.25, what=f"{user}'s server")
+    return time.monotonic() - start
+
+
+def stop(hub, user: str) -> None:
+    hub.api("DELETE", f"/users/{user}/server")
+    wait_for(lambda: "" not in hub.api("GET", f"/users/{user}").json()["servers"], 120, what="stop")
+
+
+def measure(label: str, extra_config: str, runs: int, crowd: int, workdir: Path) -> dict:
+    site = validate_site(_merge(DEFAULTS, {"state_dir": str(workdir / label / "state"),
+                                           "sandbox": {"network": NETWORK, "subnet": SUBNET}}))
+    ctx = WorkbenchContext(site, actor="benchmark")
+    users = [f"user{i}" for i in range(crowd)]
+    data = workdir / "dataset"
+    data.mkdir(exist_ok=True, mode=0o755)
+    with ctx.session() as s:
+        datasets.add_dataset(s, "benchmark", "bench-ct", data)
+        for user in users:
+            accounts.add_account(s, "benchmark", user, "unused-password")
+            grants.grant_access(s, "benchmark", user, "bench-ct", 1, "spawn benchmark")
+    hub = HubProcess(workdir / label, site, api_ip=gateway(SUBNET), extra_config=extra_config)
+    ensure_firewall(NETWORK, SUBNET, sandbox_open_ports(hub.site))
+    hub.start()
+    try:
+        singles = []
+        for _ in tqdm(range(runs), desc=f"{label}: one user", unit="spawn"):
+            singles.append(spawn(hub, users[0]))
+            stop(hub, users[0])
+        start = time.monotonic()
+        with ThreadPoolExecutor(crowd) as pool:
+            list(tqdm(pool.map(lambda u: spawn(hub, u), users), total=crowd, desc=f"{label}: {crowd} at once"))
+        crowd_time = time.monotonic() - start
+        for user in users:
+            stop(hub, user)
+    finally:
+        hub.stop()
+    return {"single": singles, "crowd": crowd_time}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--crowd", type=int, default=10)
+    args = parser.parse_args()
+    docker = docker_client()
+    ensure_network(docker, NETWORK, SUBNET)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        try:
+            baseline = measure("dockerspawner", BASELINE, args.runs, args.crowd, workdir)
+            ours = measure("workbench", OURS, args.runs, args.crowd, workdir)
+        finally:
+            for container in docker.containers.list(all=True, filters={"name": f"{PREFIX}-"}):
+                container.remove(force=True)
+            for volume in docker.volumes.list(filters={"name": f"{PREFIX}-home-"}):
+                volume.remove(force=True)
+    one_ours, one_base = statistics.median(ours["single"]), statistics.median(baseline["single"])
+    print(f"one user, median of {args.runs}: ours {one_ours:.2f} s, DockerSpawner {one_base:.2f} s, "
+          f"ratio {one_ours / one_base:.2f}")
+    print(f"{args.crowd} users at once: ours {ours['crowd']:.1f} s, DockerSpawner {baseline['crowd']:.1f} s, "
+          f"ratio {ours['crowd'] / baseline['crowd']:.2f}")
+    plot(ours, baseline, args)
+
+
+def plot(ours: dict, baseline: dict, args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.boxplot([baseline["single"], ours["single"]], tick_labels=["DockerSpawner", "WorkbenchSpawner"])
+    left.set_ylabel("seconds to ready")
+    left.set_title(f"one user ({args.runs} runs)")
+    right.bar(["DockerSpawner", "WorkbenchSpawner"], [baseline["crowd"], ours["crowd"]], color=["grey", "tab:blue"])
+    right.set_title(f"{args.crowd} users at once")
+    fig.tight_layout()
+    out = Path(__file__).parent / "results" / "spawn.png"
+    out.parent.mkdir(exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"plot: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Real dockerd, the real single-user image, a real hub on its own sandbox network."""
+
+import subprocess
+
+import pytest
+from sqlalchemy import select
+
+from imaging_workbench.catalog import accounts, datasets, grants
+from imaging_workbench.context import WorkbenchContext
+from imaging_workbench.hub.commands import sandbox_open_ports
+from imaging_workbench.hub.network import docker_client, ensure_firewall, ensure_network, gateway, remove_firewall
+from imaging_workbench.site import DEFAULTS, _merge, validate_site
+
+from ..hubtools import HubProcess
+from ..waiting import wait_for
+
+NETWORK, SUBNET = "wbtest-sandbox", "172.29.249.0/24"
+PREFIX = "wbtest"
+# Test servers and home volumes get their own names, apart from a `make up` on the same machine.
+EXTRA_CONFIG = f'''
+c.WorkbenchSpawner.prefix = "{PREFIX}"
+c.WorkbenchSpawner.home_volume = "{PREFIX}-home-{{username}}"
+'''
+
+
+@pytest.fixture(scope="session")
+def docker():
+    return docker_client()
+
+
+@pytest.fixture(scope="session")
+def sandbox_hub(tmp_path_factory, docker):
+    workdir = tmp_path_factory.mktemp("dockerhub")
+    site = validate_site(_merge(DEFAULTS, {
+        "state_dir": str(workdir / "state"),
+        "sandbox": {"network": NETWORK, "subnet": SUBNET, "revocation_interval": 5, "default_profile": "standard",
+                    "profiles": {"standard": {"display": "Standard", "cpu": 1, "memory": "1G"},
+                                 "tiny": {"display": "Tiny", "cpu": 0.5, "memory": "256M"}}},
+    }))
+    ctx = WorkbenchContext(site, actor="steward")
+    data = workdir / "datasets"
+    with ctx.session() as s:
+        for user in ("alice", "bob", "carol"):
+            accounts.add_account(s, "steward", user, f"{user}-password-123")
+        for dataset_id, owner in (("lung-a", "alice"), ("liver-b", "bob")):
+            folder = data / dataset_id
+            folder.mkdir(parents=True)
+            (folder / "scan-001.dcm.txt").write_text(f"pixels of {dataset_id}\n")
+            folder.chmod(0o755)
+            datasets.add_dataset(s, "steward", dataset_id, folder)
+            grants.grant_access(s, "steward", owner, dataset_id, 7, "sandbox tests")
+    hub = HubProcess(workdir, site, api_ip=gateway(SUBNET), extra_config=EXTRA_CONFIG)
+    ensure_network(docker, NETWORK, SUBNET)
+    ensure_firewall(NETWORK, SUBNET, sandbox_open_ports(hub.site))
+    hub.ctx = WorkbenchContext(hub.site, actor="steward")
+    try:
+        yield hub.start()
+    finally:
+        hub.stop()
+        for container in docker.containers.list(all=True, filters={"name": f"{PREFIX}-"}):
+            container.remove(force=True)
+        for volume in docker.volumes.list(filters={"name": f"{PREFIX}-home-"}):
+            volume.remove(force=True)
+
+
+def start_server(hub, user: str, profile: str = "standard", timeout: float = 180) -> None:
+    hub.api("POST", f"/users/{user}")  # the hub learns of users at their first login; 409 if known
+    r = hub.api("POST", f"/users/{user}/server", json={"profile": profile})
+    assert r.status_code in (201, 202), r.text
+
+    def ready():
+        server = hub.api("GET", f"/users/{user}").json()["servers"].get("")
+        if server is None:
+            raise AssertionError(f"{user}'s server failed to start:\n{hub.log_tail()}")
+        return server["ready"]
+
+    wait_for(ready, timeout, what=f"{user}'s server")
+
+
+def stop_server(hub, user: str, timeout: float = 120) -> None:
+    hub.api("DELETE", f"/users/{user}/server")
+    wait_for(lambda: "" not in hub.api("GET", f"/users/{user}").json()["servers"], timeout,
+             what=f"{user}'s server to stop")
+
+
+def run_in(docker, user: str, command: str, timeout: int = 60) -> tuple[int, str]:
+    """Run a shell command inside the user's sandbox, as the sandbox user."""
+    container = docker.containers.get(f"{PREFIX}-{user}")
+    code, output = container.exec_run(["timeout", str(timeout), "sh", "-c", command], user="1000")
+    return code, output.decode(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def alice(sandbox_hub):
+    start_server(sandbox_hub, "alice")
+    return sandbox_hub
+
+
+@pytest.fixture(scope="session")
+def bob(sandbox_hub):
+    start_server(sandbox_hub, "bob")
+    return sandbox_hub
