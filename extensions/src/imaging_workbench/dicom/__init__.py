@@ -24,7 +24,8 @@ _LAZY = {
     "SeriesSummary": "index", "get_series": "index", "dataset_summary": "index",
     "generate_cohort": "synth", "generate_ct_series": "synth", "generate_mr_series": "synth",
     "ensure_demo_data": "demo", "DEMO_DATASETS": "demo",
-    "to_nifti": "export", "to_metatensor": "export",
+    "to_nifti": "export", "to_metatensor": "export", "dicom_reader": "export",
+    "ensure_index_tables": "index_models",
 }
 
 __all__ = ["Volume", *_LAZY]

@@ -67,3 +67,7 @@ class SeriesNotFound(NotFound):
 
 class SliceGapWarning(UserWarning):
     """Slice positions have a gap (missing slices): the volume is filled with blank slices there."""
+
+
+class NotASegmentation(DicomError):
+    """load_segmentation was given a file that is not a DICOM SEG."""
