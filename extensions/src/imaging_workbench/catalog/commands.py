@@ -17,6 +17,13 @@ def _datasets_add(ctx, args):
     with ctx.session() as s:
         d = datasets.add_dataset(s, ctx.actor, args.id, args.path, title=args.title, **fields)
     print(f"dataset '{d.id}' added ({d.host_path})")
+    from ..dicom.commands import index_if_dicom  # DICOM folders get their index (progress bar) right away
+    index_if_dicom(ctx, d.id, d.host_path)
+
+
+def _datasets_index(ctx, args):
+    from ..dicom.commands import _datasets_index as index
+    return index(ctx, args)
 
 
 def _datasets_remove(ctx, args):
@@ -90,6 +97,10 @@ def register(subparsers) -> None:
     p.add_argument("--n-subjects", dest="n_subjects", type=int)
     p.add_argument("--n-series", dest="n_series", type=int)
     p.set_defaults(handler=_datasets_add)
+    p = ds.add_parser("index", help="(re)build a dataset's DICOM index; incremental, shows progress")
+    p.add_argument("id")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_datasets_index)
     p = ds.add_parser("remove", help="remove a dataset from the catalog")
     p.add_argument("id")
     p.set_defaults(handler=_datasets_remove)
