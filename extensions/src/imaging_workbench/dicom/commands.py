@@ -47,7 +47,8 @@ def index_dataset(ctx, dataset_id: str, progress: bool = True) -> dict:
     return {**summary, "report": report}
 
 
-def _print_index(result: dict, out=sys.stdout) -> None:
+def _print_index(result: dict, out=None) -> None:
+    out = out or sys.stdout
     r = result["report"]
     print(f"indexed '{r.dataset_id}': {r.n_files} files ({r.n_new} new, {r.n_changed} changed, {r.n_unchanged} "
           f"unchanged, {r.n_removed} removed) in {r.seconds:.1f} s; {result['n_patients']} patients, "
