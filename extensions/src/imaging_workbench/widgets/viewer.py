@@ -7,6 +7,7 @@ wait for the kernel. Slice indices and window/level stay traits that sync both w
 """
 
 import logging
+import uuid
 from pathlib import Path
 
 import anywidget
@@ -62,11 +63,12 @@ class CaseViewer(anywidget.AnyWidget):
     overlay_opacity = t.Float(0.4, min=0.0, max=1.0).tag(sync=True)
     mask_version = t.Int(0, help="bumped whenever the overlay's voxels change").tag(sync=True)
 
+    viewer_id = t.Unicode(help="unique id the browser keys its voxel store by").tag(sync=True)
     size = t.Int(300, help="edge of each plane in CSS pixels").tag(sync=True)
     error = t.Unicode("", help="a load error shown in place of (or above) the images").tag(sync=True)
 
     def __init__(self, series=None, segmentation=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(viewer_id=uuid.uuid4().hex, **kwargs)
         self.volume = None
         self._array = None
         self._labels = None

@@ -59,7 +59,8 @@ class Store {
   complete() { return this.nLoaded === this.nz && this.nz > 0; }
 }
 
-const stores = new WeakMap();
+// anywidget hands initialize() and render() different proxies of one model: key by our own id.
+const stores = new Map();
 
 // ---- sampling one plane out of the store -------------------------------------------------
 
@@ -439,9 +440,11 @@ class View {
   }
 
   save() {
-    // Batch trait updates to the kernel; drawing never waits for it.
-    if (this._saveTimer) return;
-    this._saveTimer = setTimeout(() => { this._saveTimer = null; this.model.save_changes(); }, 80);
+    // Send at the end of this event, never later: a delayed send lets the kernel's echo of an
+    // older value arrive first and undo the user's change. Drawing never waits for the kernel.
+    if (this._savePending) return;
+    this._savePending = true;
+    queueMicrotask(() => { this._savePending = false; this.model.save_changes(); });
   }
 
   onKey(e) {
@@ -559,16 +562,18 @@ function fmt(v) { return Math.abs(v) >= 100 ? v.toFixed(0) : +v.toFixed(1); }
 export default {
   initialize({ model }) {
     const store = new Store(model);
-    stores.set(model, store);
+    stores.set(model.get("viewer_id"), store);
     const onMsg = (msg, buffers) => store.onMessage(msg, buffers);
     const onShape = () => { store.reset(); model.send({ type: "ready" }); };
     model.on("msg:custom", onMsg);
     model.on("change:shape", onShape);
     model.send({ type: "ready" });
-    return () => { model.off("msg:custom", onMsg); model.off("change:shape", onShape); };
+    return () => {
+      model.off("msg:custom", onMsg); model.off("change:shape", onShape); stores.delete(model.get("viewer_id"));
+    };
   },
   render({ model, el }) {
-    const store = stores.get(model);
+    const store = stores.get(model.get("viewer_id"));
     const view = new View(model, el, store);
     store.views.add(view);
     const handlers = {
