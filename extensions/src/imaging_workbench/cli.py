@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "imaging_workbench.catalog.commands",
     "imaging_workbench.hub.commands",
     "imaging_workbench.dicom.commands",
+    "imaging_workbench.federation.commands",
 )
 
 

@@ -12,7 +12,8 @@ from .models import Base
 
 
 # Modules whose tables live in the catalog database; importing one adds its tables to Base.
-MODEL_MODULES = ("imaging_workbench.catalog.models", "imaging_workbench.dicom.index_models")
+MODEL_MODULES = ("imaging_workbench.catalog.models", "imaging_workbench.dicom.index_models",
+                 "imaging_workbench.federation.job_models")
 
 
 def _register_all_models() -> None:

@@ -1,0 +1,81 @@
+"""CLI: `workbench federation up|down|status|provision|jobs`."""
+
+from pathlib import Path
+
+from ..output import print_rows
+from .settings import federation_settings
+
+
+def _up(ctx, args):
+    from .embedded import site_datasets_from_catalog, up
+
+    settings = federation_settings(ctx.site)
+    with ctx.session() as s:
+        datasets = site_datasets_from_catalog(s, settings)
+    rows = up(settings, datasets, timeout=args.timeout)
+    for site in settings.sites:
+        print(f"{site}: {len(datasets[site])} dataset(s) {', '.join(sorted(datasets[site]))}".rstrip())
+    _print_status(rows, args.json)
+    print(f"FLARE server on {settings.host}:{settings.fl_port} (admin {settings.admin_port}); "
+          f"kits in {settings.prod_dir}")
+
+
+def _down(ctx, args):
+    from .embedded import down
+
+    stopped = down(federation_settings(ctx.site))
+    print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def _print_status(rows, as_json):
+    print_rows([{"participant": k, **v} for k, v in rows.items()], ["participant", "running", "connected", "pid"],
+               as_json)
+
+
+def _status(ctx, args):
+    from .embedded import status
+
+    rows = status(federation_settings(ctx.site))
+    _print_status(rows, args.json)
+    return 0 if all(r["connected"] for r in rows.values()) else 3
+
+
+def _provision(ctx, args):
+    from .provision import provision_project
+
+    prod = provision_project(Path(args.project), Path(args.out), federation_settings(ctx.site))
+    print(f"startup kits in {prod}: copy each participant's folder to its host and run startup/start.sh")
+
+
+def _jobs(ctx, args):
+    from sqlalchemy import select
+
+    from .job_models import FederatedJob
+
+    with ctx.session() as s:
+        rows = [j.as_dict() for j in s.scalars(select(FederatedJob).order_by(FederatedJob.submitted_at.desc())
+                                                .limit(args.limit))]
+    print_rows(rows, ["id", "user", "algorithm", "status", "datasets", "submitted_at", "finished_at", "error"],
+               args.json)
+
+
+def register(subparsers) -> None:
+    fed = subparsers.add_parser("federation", help="the NVIDIA FLARE federation: start, stop, provision, jobs")
+    sub = fed.add_subparsers(dest="federation_command", required=True, metavar="ACTION")
+    p = sub.add_parser("up", help="provision (once) and start the embedded server and sites on this machine")
+    p.add_argument("--timeout", type=float, default=120, help="seconds to wait for every site to connect")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_up)
+    p = sub.add_parser("down", help="stop the embedded server and sites")
+    p.set_defaults(handler=_down)
+    p = sub.add_parser("status", help="which participants run and are connected (exit 3 if any is not)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_status)
+    p = sub.add_parser("provision", help="startup kits for real hosts from an NVFlare project file")
+    p.add_argument("--project", required=True, metavar="FILE", help="NVFlare project.yml (see federation/README.md)")
+    p.add_argument("--out", default="federation-kits", metavar="DIR", help="where the kits go")
+    p.set_defaults(handler=_provision)
+    p = sub.add_parser("jobs", help="federated jobs, newest first")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_jobs)

@@ -1,0 +1,257 @@
+"""Federated jobs on behalf of users: checks, submission, following, results, cancellation.
+
+`JobManager` is what the service's handlers call (no HTTP here). Every check happens before
+FLARE sees the job: the algorithm is approved, its parameters fit the schema, the user holds
+live grants for every dataset, and each dataset lives at a federation site. Jobs are rows in
+the catalog (`FederatedJob`); `follow_once` moves unfinished ones forward and is called in a
+loop by the service, so a restarted service picks up where it left off.
+"""
+
+import json
+import shutil
+import tempfile
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from ..catalog import audit
+from ..catalog.datasets import datasets_by_id
+from ..catalog.grants import require_grants
+from ..clock import utcnow
+from ..errors import NotFound, WorkbenchError
+from .admin import FlareAdmin, download_result, job_state, read_result
+from .job_models import FederatedJob
+from .jobs import job_name, write_job
+from .registry import get_algorithm, validate_params
+from .settings import FederationSettings
+
+
+class Forbidden(WorkbenchError):
+    """The user may not do this (no grant, not their job)."""
+
+
+class BadRequest(WorkbenchError):
+    """The request itself is wrong; `errors` maps fields to problems when there are several."""
+
+    def __init__(self, message, hint=None, errors=None):
+        super().__init__(message, hint)
+        self.errors = errors or {}
+
+
+def public_result(result: dict, min_count: int) -> dict:
+    """What a researcher may see: aggregates only, every count below `min_count` suppressed and marked."""
+    out = json.loads(json.dumps(result))
+    for row in out.get("counts", []):
+        if row.get("count") is not None and row["count"] < min_count:
+            row["count"], row["suppressed"] = None, True
+    for name, hist in (out.get("histograms") or {}).items():
+        if hist and hist.get("counts") is not None and hist.get("subjects", 0) < min_count:
+            out["histograms"][name] = dict(hist, edges=None, counts=None, suppressed=True)
+    for name, summary in (out.get("summary") or {}).items():
+        if summary and summary.get("subjects", 0) < min_count:
+            out["summary"][name] = dict(summary, mean=None, sd=None, suppressed=True)
+    return out
+
+
+class JobManager:
+    """Submit, follow and read federated jobs for users, with the service's own FLARE identity."""
+
+    def __init__(self, ctx, settings: FederationSettings, admin: FlareAdmin | None = None):
+        self.ctx, self.settings = ctx, settings
+        self.admin = admin or FlareAdmin(settings)
+
+    # -- checks ---------------------------------------------------------------------------
+    def _site_datasets(self, session, user: str, datasets) -> dict[str, list[str]]:
+        if not isinstance(datasets, list) or not datasets or not all(isinstance(d, str) for d in datasets):
+            raise BadRequest(f"datasets must be a non-empty list of dataset ids, not {datasets!r}",
+                             "pass datasets=['lung-ct-site1', ...]", errors={"datasets": "must be a non-empty list"})
+        found = datasets_by_id(session, datasets)
+        unknown = [d for d in datasets if d not in found]
+        if unknown:
+            raise BadRequest(f"unknown dataset(s): {', '.join(unknown)}", "list datasets with Federation().datasets()",
+                             errors={"datasets": f"unknown: {', '.join(unknown)}"})
+        try:
+            require_grants(session, user, datasets)
+        except WorkbenchError as e:
+            raise Forbidden(e.message, e.hint) from None
+        by_site: dict[str, list[str]] = {}
+        for dataset_id in dict.fromkeys(datasets):
+            site = found[dataset_id].site
+            if site not in self.settings.sites:
+                raise BadRequest(f"dataset '{dataset_id}' is not held by a federation site (its site is {site!r})",
+                                 f"federation sites: {', '.join(self.settings.sites)}",
+                                 errors={"datasets": f"{dataset_id} is at no federation site"})
+            by_site.setdefault(site, []).append(dataset_id)
+        return by_site
+
+    def _model_bytes(self, session, user: str, model_job: str) -> bytes:
+        job = session.get(FederatedJob, model_job)
+        if job is None or job.algorithm != "federated-training":
+            raise BadRequest(f"model_job {model_job!r} is not a federated-training job",
+                             errors={"model_job": f"{model_job!r} is not a federated-training job"})
+        if job.user != user:
+            raise Forbidden(f"job '{model_job}' belongs to another user", "evaluate a model you trained")
+        path = Path(job.result_dir or "") / "model.pt"
+        if job.status not in ("finished", "partial") or not path.is_file():
+            raise BadRequest(f"job '{model_job}' has no model (status {job.status})",
+                             errors={"model_job": f"job {model_job} has no finished model"})
+        return path.read_bytes()
+
+    # -- submit ---------------------------------------------------------------------------
+    def submit(self, user: str, algorithm_id, datasets, params: dict | None = None) -> FederatedJob:
+        """Check everything, record the job, hand it to FLARE. Raises BadRequest/Forbidden first."""
+        try:
+            algorithm = get_algorithm(algorithm_id)
+        except WorkbenchError as e:
+            raise BadRequest(e.message, e.hint, errors={"algorithm": e.message}) from None
+        try:
+            full = validate_params(algorithm, params or {})
+        except WorkbenchError as e:
+            raise BadRequest(e.message, e.hint, errors=getattr(e, "errors", {})) from None
+        now = utcnow()
+        job_id = uuid.uuid4().hex[:12]
+        with self.ctx.session() as s:
+            site_datasets = self._site_datasets(s, user, datasets)
+            model = self._model_bytes(s, user, full["model_job"]) if algorithm.id == "federated-evaluation" else None
+            job = FederatedJob(id=job_id, user=user, algorithm=algorithm.id, version=algorithm.version, params=full,
+                               datasets=list(dict.fromkeys(datasets)), site_datasets=site_datasets,
+                               status="submitted", progress={}, submitted_at=now,
+                               deadline=now + timedelta(seconds=self.settings.job_timeout), error="")
+            s.add(job)
+            audit.record(s, user, "federation.submit", job_id, algorithm=algorithm.id, version=algorithm.version,
+                         datasets=job.datasets, params=full)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = write_job(Path(tmp), algorithm, full, site_datasets, self.settings,
+                                   job_name(algorithm.id, job_id), model)
+                flare_id = self.admin.submit(folder)
+        except Exception as e:  # noqa: BLE001 - the job must still reach a final state
+            message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
+            self._finish(job_id, "failed", error=f"FLARE did not take the job: {message}")
+            return self.get(user, job_id)
+        with self.ctx.session() as s:
+            row = s.get(FederatedJob, job_id)
+            row.flare_job_id = flare_id
+        return self.get(user, job_id)
+
+    # -- read -----------------------------------------------------------------------------
+    def get(self, user: str, job_id: str) -> FederatedJob:
+        with self.ctx.session() as s:
+            job = s.get(FederatedJob, job_id)
+            if job is None or job.user != user:
+                raise NotFound(f"no job '{job_id}' of yours", "list your jobs with Federation().jobs()")
+            return job
+
+    def list_jobs(self, user: str) -> list[FederatedJob]:
+        with self.ctx.session() as s:
+            query = select(FederatedJob).where(FederatedJob.user == user).order_by(FederatedJob.submitted_at.desc())
+            return list(s.scalars(query))
+
+    def result(self, user: str, job_id: str) -> dict:
+        job = self.get(user, job_id)
+        if not job.is_final:
+            raise BadRequest(f"job '{job_id}' is still {job.status}", "wait for it to finish (job.wait())")
+        with self.ctx.session() as s:
+            audit.record(s, user, "federation.result", job_id, status=job.status)
+        return public_result(job.result or {}, self.settings.min_count) | {"status": job.status, "error": job.error}
+
+    def result_file(self, user: str, job_id: str, name: str) -> Path:
+        job = self.get(user, job_id)
+        files = (job.result or {}).get("files", [])
+        if name not in files or not job.result_dir:
+            raise NotFound(f"job '{job_id}' has no file {name!r}", f"its files: {', '.join(files) or 'none'}")
+        with self.ctx.session() as s:
+            audit.record(s, user, "federation.result", job_id, file=name)
+        return Path(job.result_dir) / name
+
+    def cancel(self, user: str, job_id: str) -> FederatedJob:
+        job = self.get(user, job_id)
+        if job.is_final:
+            return job
+        if job.flare_job_id:
+            try:
+                self.admin.abort(job.flare_job_id)
+            except WorkbenchError:
+                pass
+        self._finish(job_id, "cancelled", error=f"cancelled by {user}", actor=user)
+        return self.get(user, job_id)
+
+    # -- follow ---------------------------------------------------------------------------
+    def _finish(self, job_id: str, status: str, error: str = "", result: dict | None = None,
+                result_dir: str | None = None, actor: str = "workbench-federation") -> None:
+        with self.ctx.session() as s:
+            job = s.get(FederatedJob, job_id)
+            if job.is_final:
+                return
+            job.status, job.error, job.finished_at = status, error, utcnow()
+            if result is not None:
+                job.result = result
+                job.progress = {"sites": {k: {"state": v["status"], "detail": v.get("detail", "")}
+                                          for k, v in result.get("sites", {}).items()}}
+            job.result_dir = result_dir
+            audit.record(s, actor, "federation.finish", job_id, status=status, error=error,
+                         failed_sites=sorted((result or {}).get("failed_sites", {})))
+
+    def unfinished(self) -> list[FederatedJob]:
+        with self.ctx.session() as s:
+            return list(s.scalars(select(FederatedJob).where(FederatedJob.status.in_(("submitted", "running")))))
+
+    def follow_once(self, sess) -> int:
+        """Move every unfinished job one step with the FLARE session `sess`; returns how many remain."""
+        remaining = 0
+        for job in self.unfinished():
+            try:
+                if self._follow(sess, job):
+                    remaining += 1
+            except WorkbenchError as e:
+                self._finish(job.id, "failed", error=e.message)
+        return remaining
+
+    def _follow(self, sess, job: FederatedJob) -> bool:
+        if not job.flare_job_id:
+            if utcnow() > job.deadline:
+                self._finish(job.id, "failed", error="never reached FLARE")
+                return False
+            return True
+        state = job_state(sess, job.flare_job_id)
+        flare_status = state["status"]
+        if flare_status.startswith("FINISHED"):
+            self._collect(sess, job, flare_status)
+            return False
+        if utcnow() > job.deadline:
+            try:
+                sess.abort_job(job.flare_job_id)
+            except Exception:  # noqa: BLE001 - it may have ended meanwhile
+                pass
+            progress = (state.get("progress") or {}).get("progress") or {}
+            waiting = sorted(s for s, p in progress.items() if p.get("state") not in ("done",))
+            self._finish(job.id, "failed", error=f"timed out after {self.settings.job_timeout} s"
+                         + (f"; sites not done: {', '.join(waiting)}" if waiting else ""))
+            return False
+        with self.ctx.session() as s:
+            row = s.get(FederatedJob, job.id)
+            if row.is_final:
+                return False
+            row.status = "running" if flare_status == "RUNNING" else "submitted"
+            row.progress = {"flare_status": flare_status, **(state.get("progress") or {})}
+        return True
+
+    def _collect(self, sess, job: FederatedJob, flare_status: str) -> None:
+        dest = self.settings.results_dir / job.id
+        try:
+            download_result(sess, job.flare_job_id, dest)
+            result = read_result(dest)
+        except WorkbenchError as e:
+            self._finish(job.id, "failed", error=f"FLARE ended the job as {flare_status}: {e.message}")
+            return
+        status = {"finished": "finished", "partial": "partial", "aborted": "cancelled"}.get(result["status"], "failed")
+        failed = result.get("failed_sites") or {}
+        error = "; ".join(f"{site}: {why}" for site, why in sorted(failed.items()))
+        if result.get("error"):
+            error = f"{result['error']}; {error}" if error else result["error"]
+        # Keep only what the public result needs; files stay in the job's result folder.
+        self._finish(job.id, status, error=error, result=result, result_dir=str(dest))
+        for stray in dest.glob("*.tmp"):
+            shutil.rmtree(stray, ignore_errors=True)

@@ -1,0 +1,192 @@
+"""Provisioning: startup kits for the FLARE server, the sites and the service's admin identity,
+plus the workbench's site files (authorization, privacy policy, component allow-list).
+
+`ensure_embedded_kits` provisions the embedded federation (every listener on the settings'
+host, loopback by default); `provision_project` makes kits for real hosts from a project file.
+"""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from ..errors import WorkbenchError
+from .settings import FederationSettings
+
+COMPONENT_PREFIX = "imaging_workbench.federation.flare"
+WORKBENCH_CLASSES = [
+    f"{COMPONENT_PREFIX}.WorkbenchController",
+    f"{COMPONENT_PREFIX}.WorkbenchExecutor",
+    f"{COMPONENT_PREFIX}.WorkbenchPrivacyFilter",
+    f"{COMPONENT_PREFIX}.AlgorithmGate",
+]
+PRIVACY_SCOPE = "workbench"
+
+# Sites refuse custom code ("byoc": bring your own code) from everyone; only the service's
+# project_admin identity submits, and it can only name components installed at the site.
+AUTHORIZATION = {
+    "format_version": "1.0",
+    "permissions": {
+        "project_admin": {
+            "submit_job": "any", "clone_job": "none", "manage_job": "any", "download_job": "any",
+            "view": "any", "operate": "any", "shell_commands": "none", "byoc": "none",
+            "server-predeployed-flwr": "none",
+        },
+        "org_admin": {"submit_job": "none", "clone_job": "none", "manage_job": "none", "download_job": "none",
+                      "view": "any", "operate": "o:site", "shell_commands": "none", "byoc": "none",
+                      "server-predeployed-flwr": "none"},
+        "lead": {"submit_job": "none", "clone_job": "none", "manage_job": "none", "download_job": "none",
+                 "view": "any", "operate": "none", "shell_commands": "none", "byoc": "none",
+                 "server-predeployed-flwr": "none"},
+        "member": {"view": "any"},
+    },
+}
+
+
+def site_policy(settings: FederationSettings, algorithms=None) -> dict:
+    """A site's privacy.json: the one file a site admin edits (see federation/README.md)."""
+    from .registry import ALGORITHMS
+
+    return {
+        "scopes": [{
+            "name": PRIVACY_SCOPE,
+            "properties": {"allowed_algorithms": sorted(algorithms or ALGORITHMS)},
+            "task_data_filters": [{"path": f"{COMPONENT_PREFIX}.AlgorithmGate", "args": {}}],
+            "task_result_filters": [{"path": f"{COMPONENT_PREFIX}.WorkbenchPrivacyFilter",
+                                     "args": settings.privacy()}],
+        }],
+        "default_scope": PRIVACY_SCOPE,
+    }
+
+
+def embedded_project(settings: FederationSettings) -> dict:
+    """The NVFlare project for one server, the sites and the service on `settings.host`."""
+    participants = [{"name": "server", "type": "server", "org": "workbench", "fed_learn_port": settings.fl_port,
+                     "admin_port": settings.admin_port, "default_host": settings.host}]
+    participants += [{"name": name, "type": "client", "org": name.replace("-", "_")} for name in settings.sites]
+    participants.append({"name": settings.admin_user, "type": "admin", "org": "workbench", "role": "project_admin"})
+    return {
+        "api_version": 3, "name": settings.project, "description": "Cancer Imaging Workbench federation",
+        "participants": participants,
+        "builders": [
+            {"path": "nvflare.lighter.impl.workspace.WorkspaceBuilder"},
+            {"path": "nvflare.lighter.impl.static_file.StaticFileBuilder", "args": {"config_folder": "config"}},
+            {"path": "nvflare.lighter.impl.cert.CertBuilder"},
+            {"path": "nvflare.lighter.impl.signature.SignatureBuilder"},
+        ],
+    }
+
+
+def _run_provisioner(project: dict, out: Path) -> Path:
+    """Run NVFlare's provisioner; return the prod folder holding one kit per participant."""
+    from nvflare.lighter.constants import ProvisionMode
+    from nvflare.lighter.provision import prepare_builders, prepare_packager, prepare_project
+    from nvflare.lighter.provisioner import Provisioner
+
+    try:
+        built = prepare_project(json.loads(json.dumps(project)))
+    except ValueError as e:
+        raise WorkbenchError(f"the FLARE project is not valid: {e}", "fix the project file and run again") from None
+    builders, packager = prepare_builders(project), prepare_packager(project)
+    ctx = Provisioner(str(out), builders, packager).provision(built, mode=ProvisionMode.POC)
+    if not ctx or ctx.get("__errors__"):
+        raise WorkbenchError(f"FLARE provisioning failed: {(ctx or {}).get('__errors__')}", "see the messages above")
+    return Path(ctx["current_prod_dir"])
+
+
+def _load(path: Path) -> dict:
+    for candidate in (path, path.with_name(path.name + ".default")):
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    return {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def apply_workbench_files(kit: Path, kind: str, settings: FederationSettings, storage: Path | None = None) -> None:
+    """Add the workbench's local files to one participant's kit (`kind`: server or client).
+
+    The privacy policy is written only when missing, so a site admin's edits survive.
+    """
+    local = kit / "local"
+    local.mkdir(exist_ok=True)
+    resources = _load(local / "resources.json")
+    allow = resources.setdefault("class_allow_list", [])
+    resources["class_allow_list"] = sorted(set(allow) | set(WORKBENCH_CLASSES))
+    resources["class_list_enforcement_mode"] = "enforce"
+    if kind == "server":
+        storage = storage or kit / "storage"
+        server = resources["servers"][0]
+        # A dead site is noticed in a minute, not the default ten.
+        server["heart_beat_timeout"] = 60
+        for comp in resources.get("components", []):
+            if comp["id"] == "job_manager":
+                comp["args"]["uri_root"] = str(storage / "jobs")
+        if "snapshot_persistor" in resources:
+            resources["snapshot_persistor"]["args"]["storage"]["args"]["root_dir"] = str(storage / "snapshots")
+    _write_json(local / "resources.json", resources)
+    _write_json(local / "authorization.json", AUTHORIZATION)
+    if kind == "client" and not (local / "privacy.json").exists():
+        _write_json(local / "privacy.json", site_policy(settings))
+
+
+def _loopback_server(kit: Path, host: str) -> None:
+    """Make the server listen on `host` only (its kit names the host 'server', i.e. every interface)."""
+    path = kit / "startup" / "fed_server.json"
+    config = json.loads(path.read_text())
+    for server in config["servers"]:
+        port = server["service"]["target"].rsplit(":", 1)[1]
+        server["service"]["target"] = f"{host}:{port}"
+        server["admin_server"] = host
+    _write_json(path, config)
+
+
+def kits_ready(settings: FederationSettings) -> bool:
+    names = ["server", settings.admin_user, *settings.sites]
+    return all((settings.kit(n) / "startup").is_dir() for n in names)
+
+
+def ensure_embedded_kits(settings: FederationSettings) -> Path:
+    """Provision the embedded federation once; later calls only refresh the workbench files."""
+    if not kits_ready(settings):
+        settings.workdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=settings.workdir) as tmp:
+            prod = _run_provisioner(embedded_project(settings), Path(tmp))
+            if settings.prod_dir.exists():
+                shutil.rmtree(settings.prod_dir)
+            shutil.move(str(prod), settings.prod_dir)
+        _loopback_server(settings.kit("server"), settings.host)
+    apply_workbench_files(settings.kit("server"), "server", settings, settings.workdir / "storage")
+    for name in settings.sites:
+        apply_workbench_files(settings.kit(name), "client", settings)
+    return settings.prod_dir
+
+
+def provision_project(project_file: Path, out: Path, settings: FederationSettings) -> Path:
+    """Startup kits for real hosts from an NVFlare project file, with the workbench's site files.
+
+    Returns the folder with one kit per participant, to be copied to each host.
+    """
+    project_file = Path(project_file)
+    if not project_file.is_file():
+        raise WorkbenchError(f"project file {project_file} does not exist",
+                             "write one (see federation/README.md) and pass it with --project")
+    try:
+        project = yaml.safe_load(project_file.read_text())
+    except yaml.YAMLError as e:
+        raise WorkbenchError(f"project file {project_file} is not valid YAML: {e}", "fix the line named") from None
+    if not isinstance(project, dict) or not isinstance(project.get("participants"), list):
+        raise WorkbenchError(f"project file {project_file} has no 'participants' list",
+                             "see federation/README.md for the layout")
+    project.setdefault("builders", embedded_project(settings)["builders"])
+    out.mkdir(parents=True, exist_ok=True)
+    prod = _run_provisioner(project, out)
+    for participant in project["participants"]:
+        kind = participant.get("type")
+        if kind in ("server", "client"):
+            apply_workbench_files(prod / participant["name"], kind, settings)
+    return prod

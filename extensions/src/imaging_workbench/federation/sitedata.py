@@ -1,0 +1,161 @@
+"""A site's own data, read in place and read-only through `imaging_workbench.dicom`.
+
+Each site lists the datasets it serves in `local/workbench_datasets.json` of its kit
+(`{"datasets": {"<id>": {"path": "/data/..."}}}`); a job names dataset ids, never paths, and
+a site reads only the datasets in its own file. The site keeps a private SQLite index in its
+workspace so series and files are found without rescanning folders.
+"""
+
+import json
+import zlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import WorkbenchError
+
+DATASETS_FILE = "workbench_datasets.json"
+INDEX_FILE = "workbench_index.sqlite"
+
+
+@dataclass
+class Patient:
+    patient_id: str
+    dataset_id: str
+    sex: str  # M, F, O or "" when unknown
+    age: float | None  # years, None when unknown
+    modalities: set
+    body_parts: set
+
+
+@dataclass
+class TumourCase:
+    """One CT series with its tumour labels (z, y, x), voxel volume in mL."""
+
+    patient_id: str
+    series_uid: str
+    hu: np.ndarray
+    labels: np.ndarray
+    voxel_ml: float
+
+    @property
+    def split(self) -> str:
+        """'val' for a stable fifth of the patients, 'train' for the rest."""
+        return "val" if zlib.crc32(self.patient_id.encode()) % 5 == 0 else "train"
+
+
+def write_site_datasets(local_dir: Path, datasets: dict[str, str]) -> Path:
+    """Write the site's dataset list ({id: folder}); used by `federation up` for the embedded sites."""
+    path = Path(local_dir) / DATASETS_FILE
+    path.write_text(json.dumps({"datasets": {k: {"path": str(v)} for k, v in sorted(datasets.items())}}, indent=2))
+    return path
+
+
+def _age_years(header) -> float | None:
+    age = str(getattr(header, "PatientAge", "") or "")
+    if len(age) == 4 and age[:3].isdigit():
+        factor = {"Y": 1, "M": 1 / 12, "W": 1 / 52, "D": 1 / 365.25}.get(age[3])
+        if factor:
+            return int(age[:3]) * factor
+    birth, study = str(getattr(header, "PatientBirthDate", "") or ""), str(getattr(header, "StudyDate", "") or "")
+    if len(birth) == 8 and len(study) == 8 and birth.isdigit() and study.isdigit():
+        years = int(study[:4]) - int(birth[:4]) - ((int(study[4:]) < int(birth[4:])) and 1 or 0)
+        return float(years)
+    return None
+
+
+class SiteData:
+    """The datasets one site serves, indexed once into the site's private SQLite file."""
+
+    def __init__(self, local_dir: Path):
+        self.local_dir = Path(local_dir)
+        path = self.local_dir / DATASETS_FILE
+        if not path.is_file():
+            raise WorkbenchError(f"this site lists no datasets ({path} is missing)",
+                                 "the site admin lists the site's datasets in that file")
+        self.datasets = {k: Path(v["path"]) for k, v in json.loads(path.read_text())["datasets"].items()}
+        self._indexed = set()
+
+    @cached_property
+    def _engine(self):
+        from ..catalog.engine import create_catalog_engine
+
+        return create_catalog_engine(f"sqlite:///{self.local_dir / INDEX_FILE}")
+
+    def _session(self):
+        from sqlalchemy.orm import Session
+
+        return Session(self._engine, expire_on_commit=False)
+
+    def check(self, dataset_ids) -> list[str]:
+        unknown = [d for d in dataset_ids if d not in self.datasets]
+        if unknown:
+            raise WorkbenchError(f"this site does not serve dataset(s) {', '.join(unknown)}",
+                                 "submit jobs only for datasets the catalog places at this site")
+        return list(dataset_ids)
+
+    def _ensure_index(self, session, dataset_id: str) -> None:
+        if dataset_id in self._indexed:
+            return
+        from ..catalog.models import Dataset
+        from ..clock import utcnow
+        from ..dicom import index_folder, list_series
+
+        folder = self.datasets[dataset_id]
+        if session.get(Dataset, dataset_id) is None:
+            session.add(Dataset(id=dataset_id, title=dataset_id, host_path=str(folder), created_at=utcnow()))
+            session.flush()
+        if not list_series(session, dataset_id=dataset_id):
+            index_folder(session, dataset_id, folder)
+        session.commit()
+        self._indexed.add(dataset_id)
+
+    def series(self, dataset_ids) -> list[dict]:
+        from ..dicom import list_series
+
+        rows = []
+        with self._session() as session:
+            for dataset_id in self.check(dataset_ids):
+                self._ensure_index(session, dataset_id)
+                rows += [dict(r, dataset_id=dataset_id) for r in list_series(session, dataset_id=dataset_id)]
+        return rows
+
+    def patients(self, dataset_ids) -> list[Patient]:
+        """One record per patient and dataset: sex and age from a DICOM header of their first series."""
+        import pydicom
+
+        from ..dicom import series_files
+
+        patients: dict[tuple, Patient] = {}
+        with self._session() as session:
+            for row in self.series(dataset_ids):
+                if row.get("modality") == "SEG":
+                    continue
+                key = (row["dataset_id"], row["patient_id"])
+                if key not in patients:
+                    first = series_files(session, row["series_uid"])[0]
+                    header = pydicom.dcmread(first, stop_before_pixels=True)
+                    sex = str(getattr(header, "PatientSex", "") or "").upper()
+                    patients[key] = Patient(row["patient_id"], row["dataset_id"], sex if sex in ("M", "F", "O") else "",
+                                            _age_years(header), set(), set())
+                patients[key].modalities.add(row.get("modality") or "")
+                patients[key].body_parts.add((row.get("body_part") or "").upper())
+        return list(patients.values())
+
+    def tumour_cases(self, dataset_ids):
+        """Yield a TumourCase for every CT series that has a segmentation."""
+        from ..dicom import load_segmentation, load_series, series_files
+
+        rows = [r for r in self.series(dataset_ids) if r.get("modality") == "CT" and r.get("has_segmentation")]
+        for row in rows:
+            with self._session() as session:
+                volume = load_series((session, row["series_uid"]))
+                seg_files = series_files(session, row["seg_uids"][0])
+            labels, _segments = load_segmentation(seg_files[0], volume)
+            labels = np.asarray(labels)
+            if labels.ndim == 4:  # one channel per segment
+                labels = np.argmax(np.concatenate([np.zeros_like(labels[:1]), labels]), axis=0)
+            voxel_ml = float(np.prod(volume.spacing)) / 1000.0
+            yield TumourCase(row["patient_id"], row["series_uid"], volume.array, labels.astype(np.int16), voxel_ml)
