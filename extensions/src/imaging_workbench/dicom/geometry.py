@@ -1,6 +1,7 @@
 """Checking that a series' slices form one regular volume, and sorting them along the normal."""
 
 import warnings
+from collections import Counter
 
 import numpy as np
 
@@ -21,24 +22,38 @@ def slice_geometry(h: InstanceHeader) -> tuple[tuple, np.ndarray, tuple]:
     return origin, direction, pixel
 
 
+def _majority(headers: list[InstanceHeader], key) -> InstanceHeader:
+    """A header holding the most common value of `key`, so the odd file out is the one blamed."""
+    counts = Counter(key(h) for h in headers)
+    common = counts.most_common(1)[0][0]
+    return next(h for h in headers if key(h) == common)
+
+
+def _rounded(values, digits: int):
+    return tuple(round(v, digits) for v in values) if values else None
+
+
 def _check_same(headers: list[InstanceHeader]) -> None:
-    first = headers[0]
-    fmt = ("rows", "cols", "bits_allocated", "pixel_representation", "samples", "transfer_syntax")
-    for h in headers[1:]:
-        for name in fmt[:5]:
-            if getattr(h, name) != getattr(first, name):
-                raise MixedGeometry(f"{h.path}: {name} is {getattr(h, name)}, but {first.path} has "
-                                    f"{getattr(first, name)}; one series must share one pixel grid and format",
+    for name in ("rows", "cols", "bits_allocated", "pixel_representation", "samples"):
+        ref = _majority(headers, lambda h: getattr(h, name))
+        for h in headers:
+            if getattr(h, name) != getattr(ref, name):
+                raise MixedGeometry(f"{h.path}: {name} is {getattr(h, name)}, but {ref.path} has "
+                                    f"{getattr(ref, name)}; one series must share one pixel grid and format",
                                     "split the series or remove the odd file", h.path)
-        if (h.orientation is None) != (first.orientation is None) or (
-                h.orientation and np.abs(np.subtract(h.orientation, first.orientation)).max() > ORIENTATION_TOL):
+    ref = _majority(headers, lambda h: _rounded(h.orientation, 4))
+    for h in headers:
+        if (h.orientation is None) != (ref.orientation is None) or (
+                h.orientation and np.abs(np.subtract(h.orientation, ref.orientation)).max() > ORIENTATION_TOL):
             raise MixedOrientation(f"{h.path}: ImageOrientationPatient {h.orientation} differs from "
-                                   f"{first.orientation} in {first.path}",
+                                   f"{ref.orientation} in {ref.path}",
                                    "load each orientation as its own series (split by orientation)", h.path)
-        if h.pixel_spacing and first.pixel_spacing and np.abs(
-                np.subtract(h.pixel_spacing, first.pixel_spacing)).max() > SPACING_TOL:
-            raise MixedGeometry(f"{h.path}: PixelSpacing {h.pixel_spacing} differs from {first.pixel_spacing} in "
-                                f"{first.path}", "split the series or resample the odd slices", h.path)
+    ref = _majority(headers, lambda h: _rounded(h.pixel_spacing, 3))
+    for h in headers:
+        if h.pixel_spacing and ref.pixel_spacing and np.abs(
+                np.subtract(h.pixel_spacing, ref.pixel_spacing)).max() > SPACING_TOL:
+            raise MixedGeometry(f"{h.path}: PixelSpacing {h.pixel_spacing} differs from {ref.pixel_spacing} in "
+                                f"{ref.path}", "split the series or resample the odd slices", h.path)
 
 
 def check_and_sort(headers: list[InstanceHeader]) -> tuple[list[InstanceHeader | None], float]:
