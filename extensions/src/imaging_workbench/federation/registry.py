@@ -33,9 +33,9 @@ ALGORITHMS = {
         leaves_site="Counts per category, histogram bin counts, sums for means; every count below the "
                     "site's minimum count is suppressed, counts carry the site's noise, bins are capped.",
         params={
-            "hu_range": {"type": "array", "items": "number", "length": 2, "default": [-100, 200],
+            "hu_range": {"type": "array", "items": "number", "length": 2, "default": [-400, 400],
                          "description": "lowest and highest HU of the tumour histogram"},
-            "hu_bins": {"type": "integer", "minimum": 2, "maximum": 256, "default": 30,
+            "hu_bins": {"type": "integer", "minimum": 2, "maximum": 256, "default": 40,
                         "description": "number of histogram bins (a site may merge bins down to its maximum)"},
             "quantiles": {"type": "array", "items": "number", "exclusive_minimum": 0, "exclusive_maximum": 1,
                           "default": [0.05, 0.25, 0.5, 0.75, 0.95],

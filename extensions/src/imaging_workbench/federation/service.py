@@ -239,7 +239,10 @@ def create_application(manager: JobManager, hub_auth, prefix: str = f"/services/
         (r"api/jobs/([0-9a-f]+)/result", ResultHandler), (r"api/jobs/([0-9a-f]+)/files/([A-Za-z0-9_.-]+)", FileHandler),
         (r"api/jobs/([0-9a-f]+)/cancel", CancelHandler),
     ]
-    return web.Application([(prefix + path, handler, args) for path, handler in routes])
+    # Served under the hub's service prefix and at the root, so a sandbox may call the service
+    # through the proxy or directly at the URL hub_services() gives.
+    prefixes = [prefix] + (["/"] if prefix != "/" else [])
+    return web.Application([(p + path, handler, args) for p in prefixes for path, handler in routes])
 
 
 def hub_services(site: dict, host: str, site_file: str | None = None) -> list[dict]:

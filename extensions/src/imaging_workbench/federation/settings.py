@@ -6,10 +6,10 @@ federation:
   host: 127.0.0.1          # where the FLARE server and the service listen
   fl_port: 8102            # FLARE server <-> sites
   admin_port: 8103         # FLARE admin API (the service's Session API)
-  service_port: 8104       # the workbench-federation hub service
+  service_port: 8104       # the workbench-federation hub service (default: hub.service_port)
   sites: [site-1, site-2, site-3]
   min_count: 10            # privacy: smaller counts never leave a site
-  noise: 0.02              # privacy: relative noise on released counts
+  noise: 0.02              # privacy: relative noise on released counts and sums
   max_bins: 64             # privacy: most histogram bins a site releases
   job_timeout: 900         # seconds before a job is ended, sites that did not answer named
   task_timeout: 300        # seconds a site may take for one task (one round)
@@ -88,6 +88,9 @@ def federation_settings(site: dict) -> FederationSettings:
     if unknown:
         raise _bad(unknown[0], f"is not a federation setting (known: {', '.join(sorted(known))})")
     values = {"workdir": Path(raw.pop("workdir", None) or Path(site["state_dir"]) / "federation")}
+    hub_service_port = (site.get("hub") or {}).get("service_port")
+    if hub_service_port and "service_port" not in raw:
+        raw["service_port"] = hub_service_port  # the hub's site section already names the service's port
     for key in ("fl_port", "admin_port", "service_port"):
         if key in raw:
             values[key] = _positive_int(key, raw.pop(key), 65535)

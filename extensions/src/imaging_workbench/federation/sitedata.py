@@ -99,63 +99,59 @@ class SiteData:
     def _ensure_index(self, session, dataset_id: str) -> None:
         if dataset_id in self._indexed:
             return
-        from ..catalog.models import Dataset
-        from ..clock import utcnow
-        from ..dicom import index_folder, list_series
+        from ..dicom import index_folder
 
-        folder = self.datasets[dataset_id]
-        if session.get(Dataset, dataset_id) is None:
-            session.add(Dataset(id=dataset_id, title=dataset_id, host_path=str(folder), created_at=utcnow()))
-            session.flush()
-        if not list_series(session, dataset_id=dataset_id):
-            index_folder(session, dataset_id, folder)
+        index_folder(session, dataset_id, self.datasets[dataset_id])  # re-reads only changed files
         session.commit()
         self._indexed.add(dataset_id)
 
-    def series(self, dataset_ids) -> list[dict]:
+    def series(self, dataset_ids) -> list:
+        """The image series (not SEG) of the datasets, from the site's index."""
         from ..dicom import list_series
 
         rows = []
         with self._session() as session:
             for dataset_id in self.check(dataset_ids):
                 self._ensure_index(session, dataset_id)
-                rows += [dict(r, dataset_id=dataset_id) for r in list_series(session, dataset_id=dataset_id)]
+                rows += list_series(session, dataset_id=dataset_id, limit=None)
         return rows
 
     def patients(self, dataset_ids) -> list[Patient]:
-        """One record per patient and dataset: sex and age from a DICOM header of their first series."""
-        import pydicom
-
-        from ..dicom import series_files
-
+        """One record per patient and dataset, with sex and age from the indexed headers."""
         patients: dict[tuple, Patient] = {}
-        with self._session() as session:
-            for row in self.series(dataset_ids):
-                if row.get("modality") == "SEG":
-                    continue
-                key = (row["dataset_id"], row["patient_id"])
-                if key not in patients:
-                    first = series_files(session, row["series_uid"])[0]
-                    header = pydicom.dcmread(first, stop_before_pixels=True)
-                    sex = str(getattr(header, "PatientSex", "") or "").upper()
-                    patients[key] = Patient(row["patient_id"], row["dataset_id"], sex if sex in ("M", "F", "O") else "",
-                                            _age_years(header), set(), set())
-                patients[key].modalities.add(row.get("modality") or "")
-                patients[key].body_parts.add((row.get("body_part") or "").upper())
+        for row in self.series(dataset_ids):
+            key = (row["dataset_id"], row["patient_id"])
+            if key not in patients:
+                sex = (row.get("patient_sex") or "").upper()
+                header = _Header(row.get("patient_age") or "")
+                patients[key] = Patient(row["patient_id"], row["dataset_id"], sex if sex in ("M", "F", "O") else "",
+                                        _age_years(header), set(), set())
+            patients[key].modalities.add(row.get("modality") or "")
+            patients[key].body_parts.add((row.get("body_part") or "").upper())
         return list(patients.values())
 
-    def tumour_cases(self, dataset_ids):
-        """Yield a TumourCase for every CT series that has a segmentation."""
-        from ..dicom import load_segmentation, load_series, series_files
+    def tumour_cases(self, dataset_ids, limit: int | None = None):
+        """Yield a TumourCase (tumour segments only, organs dropped) for every CT series with a SEG."""
+        from ..dicom import load_segmentation, load_series
 
-        rows = [r for r in self.series(dataset_ids) if r.get("modality") == "CT" and r.get("has_segmentation")]
-        for row in rows:
+        rows = [r for r in self.series(dataset_ids) if r["modality"] == "CT" and r["has_segmentation"]]
+        for row in rows[:limit]:
             with self._session() as session:
                 volume = load_series((session, row["series_uid"]))
-                seg_files = series_files(session, row["seg_uids"][0])
-            labels, _segments = load_segmentation(seg_files[0], volume)
-            labels = np.asarray(labels)
-            if labels.ndim == 4:  # one channel per segment
-                labels = np.argmax(np.concatenate([np.zeros_like(labels[:1]), labels]), axis=0)
+                labels, segments = load_segmentation(row["seg_uids"][0], volume, session=session,
+                                                     dataset_id=row["dataset_id"])
+            tumour_numbers = [s["number"] for s in segments if is_tumour(s)]
+            tumours = np.where(np.isin(labels, tumour_numbers), labels, 0).astype(np.int16)
             voxel_ml = float(np.prod(volume.spacing)) / 1000.0
-            yield TumourCase(row["patient_id"], row["series_uid"], volume.array, labels.astype(np.int16), voxel_ml)
+            yield TumourCase(row["patient_id"], row["series_uid"], volume.array, tumours, voxel_ml)
+
+
+def is_tumour(segment: dict) -> bool:
+    """A SEG segment that marks a tumour (property Neoplasm, or a label naming a tumour)."""
+    text = f"{segment.get('property', '')} {segment.get('label', '')}".lower()
+    return any(word in text for word in ("neoplasm", "tumour", "tumor", "lesion", "nodule", "mass"))
+
+
+class _Header:
+    def __init__(self, age: str):
+        self.PatientAge = age

@@ -1,0 +1,179 @@
+"""The federation tier: real NVFlare processes (server + three sites on 127.0.0.1), a real
+JupyterHub, and the workbench-federation service as a process of its own, all started once.
+
+Fixture catalogue (session scope unless noted):
+    demo_data      the small demo cohorts (six datasets over site-1..site-3)
+    fed_env        site settings and a catalog with those datasets registered; alice holds
+                   grants for all of them, bob for lung-ct only, carol for none
+    federation     the embedded FLARE federation, up (FederationSettings)
+    fed_hub        a real JupyterHub (lead's config) with workbench-federation as an external
+                   service and user tokens (alice, bob, carol, and one without the scope)
+    fed_service    the service process (ServiceProcess: .url, .restart(), .stop())
+    client_for     make a Federation client for a user name
+"""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from imaging_workbench.context import WorkbenchContext
+from imaging_workbench.site import DEFAULTS, _merge, validate_site
+
+from ..waiting import free_port, wait_for
+
+SERVICE = "workbench-federation"
+PREFIX = f"/services/{SERVICE}/"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/federation/" in str(item.fspath):
+            item.add_marker(pytest.mark.federation)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory):
+    from imaging_workbench.dicom import ensure_demo_data
+
+    out = tmp_path_factory.mktemp("demo-data")
+    return {spec.id: (spec, folder) for spec, folder, _ in ensure_demo_data(out, "small")}
+
+
+@pytest.fixture(scope="session")
+def fed_env(tmp_path_factory, demo_data):
+    from imaging_workbench.catalog import accounts, datasets, grants
+
+    workdir = tmp_path_factory.mktemp("fed")
+    for p in (workdir, workdir.parent):
+        p.chmod(0o755)
+    site = validate_site(_merge(DEFAULTS, {
+        "state_dir": str(workdir / "state"),
+        "hub": {"service_port": free_port()},
+        "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 45, "job_timeout": 240,
+                       "noise": 0.02, "min_count": 10},
+    }))
+    ctx = WorkbenchContext(site, actor="steward")
+    with ctx.session() as s:
+        for name in ("alice", "bob", "carol"):
+            accounts.add_account(s, "steward", name)
+        for dataset_id, (spec, folder) in demo_data.items():
+            datasets.add_dataset(s, "steward", dataset_id, folder, title=spec.title, modality=spec.modality,
+                                 body_part=spec.body_part, site=spec.site)
+            grants.grant_access(s, "steward", "alice", dataset_id, 30, "federated tests")
+        grants.grant_access(s, "steward", "bob", "lung-ct", 30, "federated tests")
+    return workdir, site, ctx
+
+
+@pytest.fixture(scope="session")
+def federation(fed_env):
+    from imaging_workbench.federation import embedded
+    from imaging_workbench.federation.settings import federation_settings
+
+    _, site, ctx = fed_env
+    settings = federation_settings(site)
+    with ctx.session() as s:
+        datasets = embedded.site_datasets_from_catalog(s, settings)
+    try:
+        embedded.up(settings, datasets, timeout=120)
+        yield settings
+    finally:
+        embedded.down(settings)
+
+
+# Loaded before the test-admin file (90-...), whose appends then apply on top.
+EXTERNAL_SERVICE = '''
+import os
+from imaging_workbench.hub.configurer import update_services
+from imaging_workbench.site import load_site
+update_services(c, load_site(os.environ["WORKBENCH_SITE"]),
+                [{{"name": {name!r}, "url": {url!r}, "api_token": {token!r}}}])
+'''
+
+
+@pytest.fixture(scope="session")
+def fed_hub(fed_env):
+    from ..hubtools import HubProcess
+
+    workdir, site, _ = fed_env
+    token = secrets.token_hex(16)
+    (workdir / "hub").mkdir()
+    hub = HubProcess(workdir / "hub", site)
+    url = f"http://127.0.0.1:{hub.site['hub']['service_port']}"
+    (workdir / "hub" / "config.d" / "89-federation.py").write_text(
+        EXTERNAL_SERVICE.format(name=SERVICE, url=url, token=token))
+    hub.service_token = token
+    hub.start()
+    try:
+        for name in ("alice", "bob", "carol", "dave"):
+            hub.api("POST", f"/users/{name}")
+        scope = [f"access:services!service={SERVICE}"]
+        hub.tokens = {name: hub.user_token(name, scope) for name in ("alice", "bob", "carol")}
+        hub.tokens["unscoped"] = hub.user_token("dave", ["read:users:name!user"])
+        yield hub
+    finally:
+        hub.stop()
+
+
+class ServiceProcess:
+    """`python -m imaging_workbench.federation.service` with the environment a hub gives a service."""
+
+    def __init__(self, hub, site_file: Path, port: int, log: Path):
+        self.env = {**os.environ, "JUPYTERHUB_API_TOKEN": hub.service_token,
+                    "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub.site['hub']['api_port']}/hub/api",
+                    "JUPYTERHUB_SERVICE_NAME": SERVICE, "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
+                    "WORKBENCH_SITE": str(site_file)}
+        self.url = f"http://127.0.0.1:{port}{PREFIX}"
+        self.log = log
+        self.process = None
+
+    def start(self, timeout: float = 60):
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen([sys.executable, "-m", "imaging_workbench.federation.service"],
+                                            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+        def healthy():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the service exited:\n{self.log.read_text()[-3000:]}")
+            try:
+                return requests.get(self.url + "api/health", timeout=2).ok
+            except requests.RequestException:
+                return False
+
+        wait_for(healthy, timeout, interval=0.2, what="the federation service")
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            self.process.wait(30)
+
+    def restart(self):
+        self.stop(signal.SIGKILL)
+        return self.start()
+
+
+@pytest.fixture(scope="session")
+def fed_service(fed_hub, federation, fed_env):
+    workdir, site, _ = fed_env
+    service = ServiceProcess(fed_hub, fed_hub.site_file, fed_hub.site["hub"]["service_port"], workdir / "service.log")
+    try:
+        yield service.start()
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def client_for(fed_service, fed_hub):
+    from imaging_workbench.federation.client import Federation
+
+    def make(user: str) -> Federation:
+        return Federation(url=fed_service.url, token=fed_hub.tokens[user])
+
+    return make
