@@ -67,8 +67,12 @@ def check_and_sort(headers: list[InstanceHeader]) -> tuple[list[InstanceHeader |
     if len(headers) == 1 or headers[0].position is None:
         ordered = sorted(headers, key=lambda h: h.instance_number)
         return ordered, float(headers[0].slice_thickness or 1.0)
-    ordered = sorted(headers, key=lambda h: (h.slice_position, h.instance_number))
-    pos = np.array([h.slice_position for h in ordered])
+    o = np.asarray(headers[0].orientation or [1, 0, 0, 0, 1, 0], float)
+    normal = np.cross(o[:3], o[3:])  # one normal for all: _check_same made sure they agree
+    along = np.array([h.position or (0.0, 0.0, 0.0) for h in headers], float) @ normal
+    order = sorted(range(len(headers)), key=lambda k: (along[k], headers[k].instance_number))
+    ordered = [headers[k] for k in order]
+    pos = along[order]
     steps = np.diff(pos)
     for k in np.nonzero(steps < 1e-3)[0]:
         raise DuplicatePosition(f"{ordered[k].path} and {ordered[k + 1].path} are both at {pos[k]:.3f} mm along "
