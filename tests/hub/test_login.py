@@ -47,6 +47,6 @@ def test_spawn_form_offers_profiles(hub, logins):
 
 def test_workbench_services_run(hub):
     services = hub.api("GET", "/services").json()
-    for name in ("workbench-access", "idle-culler"):
+    for name in ("workbench-access", "idle-culler", "workbench-federation"):
         assert name in services, sorted(services)
         assert services[name].get("pid"), f"{name} is not running: {services[name]}"

@@ -4,6 +4,7 @@ import json
 import os
 
 from ..catalog import accounts, datasets, grants
+from ..federation.settings import federation_settings
 from .network import docker_client, ensure_firewall, ensure_network, gateway
 
 DEMO_GRANT_DAYS = 30
@@ -11,7 +12,7 @@ DEMO_GRANT_DAYS = 30
 
 def sandbox_open_ports(site: dict) -> list[int]:
     """Host ports a sandbox may reach on the bridge gateway: the hub API and the federation service."""
-    return [site["hub"]["api_port"], site["hub"]["service_port"]]
+    return [site["hub"]["api_port"], federation_settings(site).service_port]
 
 
 def _sandbox_network(ctx, args):
