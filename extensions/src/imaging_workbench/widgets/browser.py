@@ -1,0 +1,203 @@
+"""CaseBrowser: approved datasets -> patients -> studies -> series, a filtered paged table, and a viewer.
+
+Plain ipywidgets (they render the same in JupyterLab and Voila). All series rows of the
+datasets are read from the index once into a DataFrame, so filtering and paging thousands of
+series never touch the disk; opening a series loads it through the index (no folder scan).
+"""
+
+import html
+import logging
+
+import ipywidgets as W
+import pandas as pd
+
+from ..errors import WorkbenchError
+from .series_index import LocalIndex
+from .viewer import CaseViewer
+
+log = logging.getLogger(__name__)
+ANY = "(any)"
+ERROR = "color:#7f1d1d;background:#fee2e2;border:1px solid #fca5a5;padding:6px 8px;border-radius:3px;margin:4px 0"
+STYLE = ("<style>.wb-series-table select, .wb-table-head {font-family: monospace; font-size: 12px}"
+         ".wb-table-head {margin: 0; padding-left: 4px}</style>")
+COLUMNS = ["dataset_id", "patient_id", "study_date", "modality", "body_part", "cancer_type", "description",
+           "n_slices", "has_segmentation", "series_uid", "study_uid", "seg_uids"]
+
+
+class CaseBrowser(W.VBox):
+    """Browse the series of the datasets under `root` and open one in a CaseViewer below.
+
+    Args:
+        root: folder of approved datasets, one sub-folder each (default /data).
+        index_path: private index file (default ~/.cache/workbench/index.sqlite).
+        page_size: rows per page of the series table.
+        source: an object with LocalIndex's methods (datasets, ensure_indexed, series, load);
+            built from root/index_path when not given.
+    """
+
+    def __init__(self, root="/data", index_path=None, page_size: int = 20, cancer_types=None, source=None):
+        super().__init__()
+        self.add_class("wb-browser")
+        self.source = source or LocalIndex(root, index_path, cancer_types)
+        self.page_size, self.page = page_size, 0
+        self.viewer = None
+        self.status = W.HTML()
+        self.filters = {name: W.Dropdown(description=label, options=[ANY], layout=W.Layout(width="210px"),
+                                         style={"description_width": "80px"})
+                        for name, label in [("dataset_id", "dataset"), ("patient_id", "patient"),
+                                            ("study_uid", "study"), ("modality", "modality"),
+                                            ("body_part", "body part"), ("cancer_type", "cancer type"),
+                                            ("has_segmentation", "segmentation")]}
+        self.header = W.HTML()
+        self.table = W.Select(options=[], rows=page_size, layout=W.Layout(width="100%"))
+        self.table.add_class("wb-series-table")
+        self.prev, self.next = W.Button(description="◀ previous"), W.Button(description="next ▶")
+        self.page_label = W.Label()
+        self.viewer_box = W.VBox()
+        self.children = [W.HTML(STYLE), self.status, W.HBox(list(self.filters.values())[:4]),
+                         W.HBox(list(self.filters.values())[4:]), self.header, self.table,
+                         W.HBox([self.prev, self.page_label, self.next]), self.viewer_box]
+        self.rows = pd.DataFrame(columns=COLUMNS)
+        self.refresh()
+        for name, dd in self.filters.items():
+            dd.observe(lambda ch, name=name: self._filter_changed(name), "value")
+        self.prev.on_click(lambda _: self._go(self.page - 1))
+        self.next.on_click(lambda _: self._go(self.page + 1))
+        self.table.observe(self._selected, "value")
+
+    # --- data ------------------------------------------------------------------------------------
+
+    def refresh(self, reindex: bool = False) -> None:
+        """Index new datasets (all of them with `reindex`) and reload the series rows."""
+        datasets = self.source.datasets()
+        rows, problems = [], []
+        for ds in datasets:
+            self.status.value = f"indexing <b>{html.escape(ds)}</b>…"
+            try:
+                self.source.ensure_indexed(ds, refresh=reindex)
+                rows += self.source.series(ds)
+            except (WorkbenchError, ValueError, OSError) as e:
+                problems.append(f"{ds}: {e}")
+        self.rows = pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
+        self.datasets = datasets
+        self.status.value = self._status_text(problems)
+        self._update_options()
+        self._show()
+
+    def _status_text(self, problems) -> str:
+        if not self.datasets:
+            where = html.escape(str(getattr(self.source, "root", "the data folder")))
+            return (f"<div class='wb-empty' style='padding:6px 0'>No datasets are available under <code>{where}</code>. "
+                    "Ask a data steward for access; approved datasets appear there at your next server start.</div>")
+        text = (f"{len(self.datasets)} dataset(s), {self.rows['patient_id'].nunique()} patient(s), "
+                f"{len(self.rows)} series")
+        if self.rows.empty:
+            text = f"<div class='wb-empty' style='padding:6px 0'>The dataset(s) {', '.join(map(html.escape, self.datasets))} hold no image series.</div>"
+        for p in problems:
+            text += f"<div class='wb-error' style='{ERROR}'>{html.escape(p)}</div>"
+        return text
+
+    def filtered(self) -> pd.DataFrame:
+        """The series rows that pass the current filters."""
+        df = self.rows
+        for name, dd in self.filters.items():
+            v = dd.value
+            if v == ANY or df.empty:
+                continue
+            df = df[df[name] == (v == "yes")] if name == "has_segmentation" else df[df[name] == v]
+        return df
+
+    # --- widgets ---------------------------------------------------------------------------------
+
+    def _choices(self, name, df) -> list[tuple[str, str]]:
+        """(label, value) pairs; ipywidgets reads a list mixing strings and pairs differently."""
+        if name == "has_segmentation":
+            return [(ANY, ANY), ("yes", "yes"), ("no", "no")]
+        if name == "study_uid":
+            studies = df.drop_duplicates("study_uid").sort_values(["study_date", "study_uid"])
+            return [(ANY, ANY)] + [(f"{r.study_date or '—'} …{r.study_uid[-8:]}", r.study_uid)
+                                   for r in studies.itertuples()]
+        return [(ANY, ANY)] + [(str(v), v) for v in sorted(v for v in df[name].dropna().unique() if v != "")]
+
+    def _update_options(self, changed: str | None = None) -> None:
+        """Narrow patients to the dataset, studies to the patient; keep choices still valid."""
+        order = list(self.filters)
+        start = order.index(changed) + 1 if changed in ("dataset_id", "patient_id") else 0
+        for name in order[start:]:
+            dd = self.filters[name]
+            scope = self.rows
+            if name in ("patient_id", "study_uid") and self.filters["dataset_id"].value != ANY:
+                scope = scope[scope["dataset_id"] == self.filters["dataset_id"].value]
+            if name == "study_uid" and self.filters["patient_id"].value != ANY:
+                scope = scope[scope["patient_id"] == self.filters["patient_id"].value]
+            options = self._choices(name, scope)
+            values = [v for _, v in options]
+            current = dd.value if dd.value in values else ANY
+            with dd.hold_trait_notifications():
+                dd.options = options
+                dd.value = current
+
+    def _filter_changed(self, name) -> None:
+        if getattr(self, "_updating", False):
+            return
+        self._updating = True
+        try:
+            if name in ("dataset_id", "patient_id"):
+                self._update_options(name)
+            self.page = 0
+            self._show()
+        finally:
+            self._updating = False
+
+    def _go(self, page) -> None:
+        self.page = page
+        self._show()
+
+    def _show(self) -> None:
+        df = self.filtered()
+        pages = max(1, -(-len(df) // self.page_size))
+        self.page = min(max(0, self.page), pages - 1)
+        part = df.iloc[self.page * self.page_size:(self.page + 1) * self.page_size]
+        self.header.value = ("<pre class='wb-table-head'>" +
+                             html.escape(_line("dataset", "patient", "date", "mod", "body", "cancer", "slices", "seg",
+                                               "description")) + "</pre>")
+        options = [(_line(r.dataset_id, r.patient_id, r.study_date, r.modality, r.body_part, r.cancer_type,
+                          r.n_slices, "SEG" if r.has_segmentation else "", r.description), (r.dataset_id, r.series_uid))
+                   for r in part.itertuples()]
+        self._updating = True
+        try:
+            self.table.options = options
+            self.table.value = None
+        finally:
+            self._updating = False
+        self.page_label.value = f"page {self.page + 1} of {pages} · {len(df)} series"
+        self.prev.disabled, self.next.disabled = self.page == 0, self.page >= pages - 1
+
+    def _selected(self, change) -> None:
+        if getattr(self, "_updating", False) or change.new is None:
+            return
+        self.open_series(*change.new)
+
+    def open_series(self, dataset_id: str, series_uid: str) -> CaseViewer | None:
+        """Load a series (and its first SEG) into a CaseViewer below the table.
+
+        A loader error is shown in place of the viewer and returns None.
+        """
+        row = self.rows[(self.rows.dataset_id == dataset_id) & (self.rows.series_uid == series_uid)]
+        seg_uids = list(row.iloc[0].seg_uids) if len(row) and isinstance(row.iloc[0].seg_uids, list) else []
+        self.viewer_box.children = [W.HTML(f"loading {html.escape(series_uid)}…")]
+        try:
+            volume, seg = self.source.load(dataset_id, series_uid, seg_uids)
+        except WorkbenchError as e:
+            self.viewer = None
+            self.viewer_box.children = [W.HTML(f"<div class='wb-error' style='{ERROR}'><b>Cannot open this series.</b><br>"
+                                               f"{html.escape(str(e))}</div>")]
+            return None
+        self.viewer = CaseViewer(volume, segmentation=seg)
+        self.viewer_box.children = [self.viewer]
+        return self.viewer
+
+
+def _line(*cells) -> str:
+    widths = [16, 14, 10, 4, 10, 8, 6, 4, 30]
+    return " ".join(str(c if c is not None else "")[:w].ljust(w) for c, w in zip(cells, widths))
