@@ -56,11 +56,11 @@ ALGORITHMS = {
         params={
             "rounds": {"type": "integer", "minimum": 1, "maximum": 20, "default": 3,
                        "description": "federated rounds"},
-            "local_steps": {"type": "integer", "minimum": 1, "maximum": 500, "default": 20,
+            "local_steps": {"type": "integer", "minimum": 1, "maximum": 500, "default": 40,
                             "description": "optimizer steps per site per round"},
             "crop_size": {"type": "integer", "enum": [32, 48, 64], "default": 32,
                           "description": "edge of the cubic crops (voxels)"},
-            "learning_rate": {"type": "number", "exclusive_minimum": 0, "maximum": 1, "default": 0.01,
+            "learning_rate": {"type": "number", "exclusive_minimum": 0, "maximum": 1, "default": 0.003,
                               "description": "Adam learning rate"},
             "batch_size": {"type": "integer", "minimum": 1, "maximum": 16, "default": 4,
                            "description": "crops per optimizer step"},
