@@ -1,10 +1,11 @@
 """Spawn time: WorkbenchSpawner (grants, read-only mounts, lockdown, audit) against plain
 DockerSpawner with the same image and network, measured in the same run on the same machine.
 
-    python benchmarks/spawn.py [--runs 5] [--crowd 10]
+    python benchmarks/spawn.py [--runs 5] [--crowd 10] [--rounds 2]
 
-Prints the median time for one user and the time until all of `--crowd` users started at once
-are ready, for both, and the ratio (ours / baseline). Saves benchmarks/results/spawn.png.
+Prints the median time for one user and the (median over rounds) time until all of `--crowd`
+users started at once are ready, for both, and the ratio (ours / baseline). Rounds alternate
+which spawner goes first, so neither gains from warm caches. Saves benchmarks/results/spawn.png.
 Needs root, dockerd and the images (make test or make up sets them up)."""
 
 import argparse
@@ -58,12 +59,13 @@ def stop(hub, user: str) -> None:
 
 
 def measure(label: str, extra_config: str, runs: int, crowd: int, workdir: Path) -> dict:
+    (workdir / label).mkdir(parents=True)
     site = validate_site(_merge(DEFAULTS, {"state_dir": str(workdir / label / "state"),
                                            "sandbox": {"network": NETWORK, "subnet": SUBNET}}))
     ctx = WorkbenchContext(site, actor="benchmark")
     users = [f"user{i}" for i in range(crowd)]
-    data = workdir / "dataset"
-    data.mkdir(exist_ok=True, mode=0o755)
+    data = workdir / label / "dataset"
+    data.mkdir(mode=0o755)
     with ctx.session() as s:
         datasets.add_dataset(s, "benchmark", "bench-ct", data)
         for user in users:
@@ -92,24 +94,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--crowd", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     docker = docker_client()
     ensure_network(docker, NETWORK, SUBNET)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         try:
-            baseline = measure("dockerspawner", BASELINE, args.runs, args.crowd, workdir)
-            ours = measure("workbench", OURS, args.runs, args.crowd, workdir)
+            results = {"dockerspawner": {"single": [], "crowd": []}, "workbench": {"single": [], "crowd": []}}
+            contenders = [("dockerspawner", BASELINE), ("workbench", OURS)]
+            for round_ in range(args.rounds):
+                for label, config in contenders if round_ % 2 == 0 else contenders[::-1]:
+                    measured = measure(label, config, args.runs, args.crowd, workdir / f"round{round_}")
+                    results[label]["single"] += measured["single"]
+                    results[label]["crowd"].append(measured["crowd"])
+            baseline, ours = results["dockerspawner"], results["workbench"]
         finally:
             for container in docker.containers.list(all=True, filters={"name": f"{PREFIX}-"}):
                 container.remove(force=True)
             for volume in docker.volumes.list(filters={"name": f"{PREFIX}-home-"}):
                 volume.remove(force=True)
     one_ours, one_base = statistics.median(ours["single"]), statistics.median(baseline["single"])
-    print(f"one user, median of {args.runs}: ours {one_ours:.2f} s, DockerSpawner {one_base:.2f} s, "
+    crowd_ours, crowd_base = statistics.median(ours["crowd"]), statistics.median(baseline["crowd"])
+    print(f"one user, median of {len(ours['single'])}: ours {one_ours:.2f} s, DockerSpawner {one_base:.2f} s, "
           f"ratio {one_ours / one_base:.2f}")
-    print(f"{args.crowd} users at once: ours {ours['crowd']:.1f} s, DockerSpawner {baseline['crowd']:.1f} s, "
-          f"ratio {ours['crowd'] / baseline['crowd']:.2f}")
+    print(f"{args.crowd} users at once, median of {args.rounds}: ours {crowd_ours:.1f} s, "
+          f"DockerSpawner {crowd_base:.1f} s, ratio {crowd_ours / crowd_base:.2f}")
     plot(ours, baseline, args)
 
 
@@ -122,8 +132,8 @@ def plot(ours: dict, baseline: dict, args) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
     left.boxplot([baseline["single"], ours["single"]], tick_labels=["DockerSpawner", "WorkbenchSpawner"])
     left.set_ylabel("seconds to ready")
-    left.set_title(f"one user ({args.runs} runs)")
-    right.bar(["DockerSpawner", "WorkbenchSpawner"], [baseline["crowd"], ours["crowd"]], color=["grey", "tab:blue"])
+    left.set_title(f"one user ({len(ours['single'])} runs)")
+    right.boxplot([baseline["crowd"], ours["crowd"]], tick_labels=["DockerSpawner", "WorkbenchSpawner"])
     right.set_title(f"{args.crowd} users at once")
     fig.tight_layout()
     out = Path(__file__).parent / "results" / "spawn.png"

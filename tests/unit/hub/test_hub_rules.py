@@ -89,3 +89,11 @@ def test_hub_config_from_the_site(site):
     assert {s["name"] for s in c.JupyterHub.services} >= {"workbench-access", "idle-culler", "workbench-federation"}
     assert "access:services" in c.WorkbenchSpawner.server_token_scopes
     assert hub_api_ip({**site, "hub": {**site["hub"], "api_ip": "127.0.0.1"}}) == "127.0.0.1"
+
+
+def test_dockerd_unreachable_gives_one_clear_message(cli, monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-docker.sock'}")
+    rc, out, err = cli("sandbox-network")
+    assert rc == 1
+    assert "dockerd is not reachable" in err and "scripts/ensure_dockerd.sh" in err
+    assert "Traceback" not in err
