@@ -55,7 +55,7 @@ def fed_env(tmp_path_factory, demo_data):
     site = validate_site(_merge(DEFAULTS, {
         "state_dir": str(workdir / "state"),
         "hub": {"service_port": free_port()},
-        "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 45, "job_timeout": 240,
+        "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 30, "job_timeout": 240,
                        "noise": 0.02, "min_count": 10},
     }))
     ctx = WorkbenchContext(site, actor="steward")

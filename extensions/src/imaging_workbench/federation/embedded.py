@@ -69,12 +69,38 @@ def start_participant(settings: FederationSettings, name: str) -> int:
     return proc.pid
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (FLARE starts job processes in sessions of their own)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _kill_all(pids: list[int], sig) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def stop_participant(settings: FederationSettings, name: str, timeout: float = 15) -> bool:
     """Stop one participant and its job processes (SIGTERM, then SIGKILL); True if it ran."""
     pid = pid_of(settings, name)
     if not pid:
         _pid_file(settings, name).unlink(missing_ok=True)
         return False
+    jobs = descendants(pid)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pid, sig)
@@ -86,6 +112,7 @@ def stop_participant(settings: FederationSettings, name: str, timeout: float = 1
             time.sleep(0.2)
         if not pid_of(settings, name):
             break
+    _kill_all(descendants(pid) + jobs, signal.SIGKILL)
     _pid_file(settings, name).unlink(missing_ok=True)
     return True
 
@@ -101,6 +128,7 @@ def kill_site(settings: FederationSettings, name: str) -> None:
     """SIGKILL a site and its job processes at once (a crash, for fault drills)."""
     pid = pid_of(settings, name)
     if pid:
+        _kill_all(descendants(pid), signal.SIGKILL)
         os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and pid_of(settings, name):
