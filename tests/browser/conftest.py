@@ -1,7 +1,8 @@
 """Browser-tier fixtures: JupyterLab and Voila on loopback, headless Chromium that may not leave 127.0.0.1.
 
-- `notebooks`: a temp folder with viewer.ipynb (the known phantom of tests/unit/widgets with a
-  tissue-block segment) for both servers.
+- `notebooks`: a temp folder for both servers: viewer.ipynb (the known phantom of tests/unit/widgets
+  with a tissue-block segment), broken.ipynb (a series that cannot load), browser.ipynb (a
+  CaseBrowser over `demo_data`, a small synthetic lung CT cohort).
 - `lab`, `voila`: servers (session scope) serving that folder.
 - `browser`: Debian's chromium through playwright (never `playwright install`).
 - `page`: a fresh page whose requests off 127.0.0.1 are blocked; the test fails if there were any.
@@ -29,10 +30,34 @@ viewer
 '''
 
 
+BROKEN_CELL = '''
+from imaging_workbench.widgets import CaseViewer
+CaseViewer("/nonexistent/series-folder")
+'''
+
+BROWSER_CELL = '''
+from imaging_workbench.widgets import CaseBrowser
+CaseBrowser(root={root!r}, index_path={index!r}, page_size=5)
+'''
+
+
 @pytest.fixture(scope="session")
-def notebooks(tmp_path_factory):
+def demo_data(tmp_path_factory):
+    """One small synthetic lung CT cohort (12 patients, each with a tumour SEG) as /data would hold it."""
+    from imaging_workbench.dicom.demo import DEMO_DATASETS, ensure_demo_data
+
+    root = tmp_path_factory.mktemp("data")
+    ensure_demo_data(root, "small", datasets=[DEMO_DATASETS[0]])
+    return root
+
+
+@pytest.fixture(scope="session")
+def notebooks(tmp_path_factory, demo_data):
     root = tmp_path_factory.mktemp("notebooks")
     write_notebook(root / "viewer.ipynb", VIEWER_CELL)
+    write_notebook(root / "broken.ipynb", BROKEN_CELL)
+    write_notebook(root / "browser.ipynb", BROWSER_CELL.format(root=str(demo_data),
+                                                               index=str(root.parent / "index.sqlite")))
     return root
 
 

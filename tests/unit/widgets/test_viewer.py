@@ -93,8 +93,19 @@ def test_ready_sends_current_planes_first_then_every_slice_once(known_ct, sent, 
     assert all(len(b) <= 5 * 32 * 40 * 2 for _, b in chunks)
 
 
+def test_nothing_is_sent_before_the_browser_is_ready(known_ct, sent):
+    v = CaseViewer(known_ct)
+    log = sent(v)
+    v.show_mask(np.ones(known_ct.shape, bool))
+    v.clear_mask()
+    assert log == []
+    ready(v)
+    assert log[0][0]["type"] == "planes"
+
+
 def test_show_mask_overlays_segments_and_sends_labels(known_ct, sent):
     v = CaseViewer(known_ct)
+    ready(v)
     log = sent(v)
     mask = np.zeros(known_ct.shape, np.uint8)
     mask[TISSUE] = 1
@@ -171,3 +182,11 @@ def test_front_end_ships_in_the_package_and_fetches_nothing():
         assert not re.search(r"https?://", text)
         assert "import(" not in text and not re.search(r"^\s*import ", text, re.M)
         assert "@import" not in text and "url(" not in text
+
+
+def test_a_repeated_ready_is_answered_once_per_browser(known_ct, sent):
+    v = CaseViewer(known_ct)
+    log = sent(v)
+    for token in ("page-a", "page-a", "page-b"):
+        v._handle_custom_msg({"type": "ready", "token": token}, [])
+    assert [c["type"] for c, _ in log].count("planes") == 2

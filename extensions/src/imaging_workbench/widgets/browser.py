@@ -188,7 +188,7 @@ class CaseBrowser(W.VBox):
         self.viewer_box.children = [W.HTML(f"loading {html.escape(series_uid)}…")]
         try:
             volume, seg = self.source.load(dataset_id, series_uid, seg_uids)
-        except WorkbenchError as e:
+        except (WorkbenchError, OSError) as e:
             self.viewer = None
             self.viewer_box.children = [W.HTML(f"<div class='wb-error' style='{ERROR}'><b>Cannot open this series.</b><br>"
                                                f"{html.escape(str(e))}</div>")]

@@ -32,8 +32,9 @@ class CaseViewer(anywidget.AnyWidget):
         segmentation: None, a label array of the volume's shape, a (labels, segments) pair,
             or a DICOM SEG source for `imaging_workbench.dicom.load_segmentation`.
 
-    A series or segmentation that fails to load does not raise: the loader's message is shown
-    inside the widget (trait `error`) so a dashboard keeps working.
+    A series or segmentation that fails to load (a WorkbenchError from the loader, or a missing
+    or unreadable path) does not raise: the message is shown inside the widget (trait `error`)
+    so a dashboard keeps working. Wrong arguments (a 2-D array, a mask of the wrong shape) raise.
     """
 
     _esm = STATIC / "viewer.js"
@@ -72,12 +73,14 @@ class CaseViewer(anywidget.AnyWidget):
         self.volume = None
         self._array = None
         self._labels = None
+        self._frontend_ready = False  # nothing is sent before a browser asks: no one would read it
+        self._answered = set()  # tokens of the browsers' "ready" requests already answered
         self.on_msg(self._on_frontend_msg)
         try:
             if series is None:
                 raise WorkbenchError("no series given", "pass a Volume, an array or a series folder")
             self._set_volume(as_volume(series))
-        except WorkbenchError as e:
+        except (WorkbenchError, OSError) as e:  # the loader's errors, and missing/unreadable paths
             self.error = str(e)
             return
         if segmentation is not None:
@@ -111,7 +114,8 @@ class CaseViewer(anywidget.AnyWidget):
         with self.hold_sync():
             self.segments, self.visible_segments = [], []
             self.mask_version += 1
-        self.send({"type": "mask_clear", "version": self.mask_version})
+        if self._frontend_ready:
+            self.send({"type": "mask_clear", "version": self.mask_version})
 
     def set_preset(self, name: str) -> None:
         """Apply a window/level preset by name (see `presets`)."""
@@ -150,7 +154,7 @@ class CaseViewer(anywidget.AnyWidget):
                 from ..dicom import load_segmentation
 
                 labels, segments = load_segmentation(segmentation, self.volume)
-        except WorkbenchError as e:
+        except (WorkbenchError, OSError) as e:
             self.error = f"segmentation not shown: {e}"
             return
         self.show_mask(labels, segments)
@@ -179,6 +183,11 @@ class CaseViewer(anywidget.AnyWidget):
 
     def _on_frontend_msg(self, _widget, content, _buffers):
         if isinstance(content, dict) and content.get("type") == "ready":
+            token = content.get("token")
+            if token is not None and token in self._answered:
+                return  # a retry of a request already answered
+            self._answered.add(token)
+            self._frontend_ready = True
             self._send_volume()
 
     def _planes(self, array: np.ndarray) -> list[memoryview]:
@@ -203,7 +212,7 @@ class CaseViewer(anywidget.AnyWidget):
         self._send_mask()
 
     def _send_mask(self) -> None:
-        if self._labels is None:
+        if self._labels is None or not self._frontend_ready:
             return
         v = self.mask_version
         self.send({"type": "mask_planes", "version": v, "index": [self.slice, self.coronal, self.sagittal]},

@@ -253,7 +253,7 @@ class View {
       c.labels.left.textContent = OPPOSITE[g.h] || ""; c.labels.right.textContent = g.h || "";
       c.labels.top.textContent = flipTop || ""; c.labels.bottom.textContent = OPPOSITE[flipTop] || "";
     }
-    if (!empty) this.redraw();
+    if (!empty) { this.redraw(); this.markProgress(); }
   }
 
   syncPresets() {
@@ -412,11 +412,20 @@ class View {
     else if (msg.type === "chunk") {
       const z = m.get("slice");
       if (msg.z0 <= z && z < msg.z1 && !this.cells.axial.hasPixels) this.redraw(["axial"]);
-      if (st.complete()) { this.redraw(); this.root.dataset.loaded = "1"; }
-      this.root.dataset.chunks = st.nLoaded;
+      if (st.complete()) this.redraw();
     } else if (msg.type === "mask_chunk") {
-      if (st.maskLoaded.every((v) => v === 1)) { this.redraw(); this.root.dataset.maskVersion = msg.version; }
+      if (st.maskLoaded.every((v) => v === 1)) this.redraw();
     } else this.redraw();
+    this.markProgress();
+  }
+
+  // Loading progress as data attributes (tests and benchmarks wait on them). Also called on
+  // render: in Voila the voxels can all arrive before the view exists.
+  markProgress() {
+    const st = this.store, d = this.root.dataset;
+    d.chunks = st.nLoaded;
+    if (st.complete()) d.loaded = "1";
+    if (st.mask && st.maskLoaded.every((v) => v === 1)) d.maskVersion = st.maskVersion;
   }
 
   // interaction -------------------------------------------------------------------------------
@@ -564,11 +573,22 @@ export default {
     const store = new Store(model);
     stores.set(model.get("viewer_id"), store);
     const onMsg = (msg, buffers) => store.onMessage(msg, buffers);
-    const onShape = () => { store.reset(); model.send({ type: "ready" }); };
+    // Ask for the voxels until they start coming: in Voila a message sent while the page's
+    // kernel connection is still being set up can be lost. `token` lets the kernel answer once.
+    let timer = null;
+    const ask = (tries) => {
+      clearTimeout(timer);
+      if (!model.get("shape")[0] || store.planes || store.nLoaded || tries <= 0) return;
+      model.send({ type: "ready", token: store.token });
+      timer = setTimeout(() => ask(tries - 1), 1000);
+    };
+    const onShape = () => { store.reset(); store.token = Math.random().toString(36).slice(2); ask(30); };
     model.on("msg:custom", onMsg);
     model.on("change:shape", onShape);
-    model.send({ type: "ready" });
+    store.token = Math.random().toString(36).slice(2);
+    ask(30);
     return () => {
+      clearTimeout(timer);
       model.off("msg:custom", onMsg); model.off("change:shape", onShape); stores.delete(model.get("viewer_id"));
     };
   },

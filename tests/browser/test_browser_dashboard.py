@@ -1,0 +1,27 @@
+"""Bad input and the CaseBrowser dashboard, served by Voila with the workbench template."""
+
+import pytest
+
+from .viewer_page import VIEWER, dataset, wait_loaded
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_series_that_fails_to_load_shows_the_message_inside_the_widget(page, voila):
+    page.goto(voila.url("voila/render/broken.ipynb"))
+    page.wait_for_selector(f'{VIEWER}[data-state="error"]', timeout=120_000)
+    assert "/nonexistent/series-folder does not exist" in page.inner_text(f"{VIEWER} .wb-error")
+    assert not page.is_visible(f"{VIEWER} canvas")
+
+
+def test_case_browser_opens_the_selected_series_with_its_segmentation(page, voila):
+    page.goto(voila.url("voila/render/browser.ipynb"))
+    page.wait_for_selector(".wb-series-table select option", timeout=120_000)
+    assert "1 dataset(s), 12 patient(s), 12 series" in page.inner_text(".wb-browser")
+    assert page.locator(".wb-series-table select option").count() == 5  # page_size
+    assert "page 1 of 3" in page.inner_text(".wb-browser")
+    page.locator(".wb-series-table select").select_option(index=1)
+    wait_loaded(page)
+    assert dataset(page, "maskVersion") == "1"
+    assert page.locator(f"{VIEWER} input[data-segment]").count() >= 1
+    assert "LUNGCT-0002" in page.inner_text(f"{VIEWER} .wb-header")
