@@ -1,0 +1,87 @@
+"""Provisioned kits keep every listener on the configured host and carry the workbench's site files;
+the hub service definition and the CLI are wired."""
+
+import json
+
+import pytest
+
+from imaging_workbench.federation.provision import WORKBENCH_CLASSES, ensure_embedded_kits, provision_project
+from imaging_workbench.federation.service import SERVICE_NAME, hub_services
+from imaging_workbench.federation.settings import federation_settings
+
+
+@pytest.fixture
+def kits(site):
+    settings = federation_settings(site)
+    ensure_embedded_kits(settings)
+    return settings
+
+
+def test_server_listens_on_loopback_only(kits):
+    config = json.loads((kits.kit("server") / "startup" / "fed_server.json").read_text())
+    assert config["servers"][0]["service"]["target"] == f"127.0.0.1:{kits.fl_port}"
+    assert config["servers"][0]["admin_server"] == "127.0.0.1"
+    client = json.loads((kits.kit("site-1") / "startup" / "fed_client.json").read_text())
+    assert client["servers"][0]["service"]["target"].startswith("127.0.0.1:")
+
+
+def test_sites_refuse_custom_code_and_allow_only_workbench_components(kits):
+    for name in kits.sites:
+        local = kits.kit(name) / "local"
+        authz = json.loads((local / "authorization.json").read_text())
+        assert all(p.get("byoc", "none") == "none" for p in authz["permissions"].values() if isinstance(p, dict))
+        resources = json.loads((local / "resources.json").read_text())
+        assert resources["class_list_enforcement_mode"] == "enforce"
+        assert set(WORKBENCH_CLASSES) <= set(resources["class_allow_list"])
+        policy = json.loads((local / "privacy.json").read_text())
+        assert policy["default_scope"] == "workbench"
+        assert policy["scopes"][0]["task_result_filters"][0]["args"] == {"min_count": 10, "noise": 0.02,
+                                                                          "max_bins": 64}
+
+
+def test_a_site_admins_policy_edits_survive_reprovisioning(kits):
+    policy = kits.kit("site-2") / "local" / "privacy.json"
+    policy.write_text(policy.read_text().replace('"min_count": 10', '"min_count": 25'))
+    ensure_embedded_kits(kits)
+    assert '"min_count": 25' in policy.read_text()
+
+
+def test_provision_for_real_hosts(site, tmp_path):
+    project = tmp_path / "project.yml"
+    project.write_text("""
+api_version: 3
+name: hospitals
+participants:
+  - {name: fl.example.org, type: server, org: coord, fed_learn_port: 8002, admin_port: 8003}
+  - {name: hospital-a, type: client, org: hosp_a}
+  - {name: service@example.org, type: admin, org: coord, role: project_admin}
+""")
+    prod = provision_project(project, tmp_path / "out", federation_settings(site))
+    assert (prod / "hospital-a" / "local" / "privacy.json").is_file()
+    assert (prod / "fl.example.org" / "startup" / "fed_server.json").is_file()
+
+
+def test_hub_service_definition(site):
+    [service] = hub_services(site, "172.29.248.1", site_file="/etc/workbench.yaml")
+    assert service["name"] == SERVICE_NAME
+    assert service["url"] == f"http://172.29.248.1:{site['hub']['service_port']}"
+    assert service["command"][-1] == "imaging_workbench.federation.service"
+    assert service["environment"]["WORKBENCH_SITE"] == "/etc/workbench.yaml"
+    assert service["oauth_no_confirm"] is True
+
+
+def test_cli_status_when_nothing_runs(cli):
+    rc, out, err = cli("federation", "status")
+    assert rc == 3 and "server" in out and "site-3" in out
+
+
+def test_service_application_answers_health_without_a_socket(ctx):
+    from tornado.testing import AsyncHTTPTestCase  # noqa: F401 - tornado is importable
+
+    from imaging_workbench.federation.manager import JobManager
+    from imaging_workbench.federation.service import create_application
+
+    app = create_application(JobManager(ctx, federation_settings(ctx.site)), hub_auth=None)
+    paths = {rule.matcher.regex.pattern for rule in app.wildcard_router.rules}
+    assert any(p.startswith("/services/workbench-federation/api/jobs") for p in paths)
+    assert any(p.startswith("/api/jobs") for p in paths)
