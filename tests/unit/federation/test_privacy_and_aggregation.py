@@ -70,4 +70,4 @@ def test_public_result_suppresses_small_aggregates():
               "summary": {"hu": {"mean": 1.0, "sd": 0.1, "subjects": 4}}}
     out = public_result(result, 10)
     assert out["counts"][0]["count"] is None and out["counts"][0]["suppressed"]
-    assert out["histograms"]["hu"]["counts"] is None and out["summary"]["hu"]["mean"] is None
+    assert out["histograms"]["tumour_hu"]["counts"] is None and out["summary"]["hu"]["mean"] is None
