@@ -197,10 +197,10 @@ def main(argv=None):
                         "slice_p50_ms": pct(base_slices, 50), "slice_p95_ms": pct(base_slices, 95)}}
     o, b = res["ours"], res["baseline"]
     print(f"CT {tuple(args.shape)} int16, {args.steps} slice changes each, headless Chromium + JupyterLab")
-    print(f"{'':24}{'CaseViewer':>12}{'Image+slider':>14}{'ratio':>8}")
+    print(f"{'':24}{'CaseViewer':>12}{'Image+slider':>14}{'baseline/ours':>15}")
     for name, key in [("first pixels (ms)", "first_pixels_ms"), ("slice change p50 (ms)", "slice_p50_ms"),
                       ("slice change p95 (ms)", "slice_p95_ms")]:
-        print(f"{name:24}{o[key]:12.1f}{b[key]:14.1f}{b[key] / o[key]:7.1f}x")
+        print(f"{name:24}{o[key]:12.1f}{b[key]:14.1f}{b[key] / o[key]:14.1f}x")
     print(f"whole volume in the browser after first pixels: {full:.1f} s")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "viewer.json").write_text(json.dumps(res, indent=1))
