@@ -56,6 +56,7 @@ def notebooks(tmp_path_factory, demo_data):
     root = tmp_path_factory.mktemp("notebooks")
     write_notebook(root / "viewer.ipynb", VIEWER_CELL)
     write_notebook(root / "broken.ipynb", BROKEN_CELL)
+    write_notebook(root / "view3d.ipynb", VIEW3D_CELL)
     write_notebook(root / "browser.ipynb", BROWSER_CELL.format(root=str(demo_data),
                                                                index=str(root.parent / "index.sqlite")))
     return root
@@ -94,3 +95,14 @@ def page(browser):
     yield page
     context.close()
     assert not guard.blocked, f"the page tried to reach addresses other than 127.0.0.1: {guard.blocked}"
+
+
+VIEW3D_CELL = '''
+import numpy as np
+from imaging_workbench.dicom.volume import Volume
+from imaging_workbench.widgets import view_3d
+
+a = np.full((24, 32, 40), -1000, np.int16)
+a[4:20, 8:24, 4:20] = 40
+view_3d(Volume(a, (2.5, 0.8, 0.8), (0, 0, 0), np.eye(3), "CT", "1"), segmentation=a > 0)
+'''

@@ -25,3 +25,10 @@ def test_case_browser_opens_the_selected_series_with_its_segmentation(page, voil
     assert dataset(page, "maskVersion") == "1"
     assert page.locator(f"{VIEWER} input[data-segment]").count() >= 1
     assert "LUNGCT-0002" in page.inner_text(f"{VIEWER} .wb-header")
+
+
+def test_view_3d_draws_offline_in_voila(page, voila):
+    page.goto(voila.url("voila/render/view3d.ipynb"))
+    canvas = page.wait_for_selector(".jp-OutputArea-output canvas", timeout=120_000)
+    box = canvas.bounding_box()
+    assert box["width"] > 100 and box["height"] > 100
