@@ -7,6 +7,7 @@ many calls through `open_session()` and close it themselves.
 
 import json
 import shutil
+import threading
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -59,6 +60,43 @@ class FlareAdmin:
             except Exception as e:  # noqa: BLE001 - a job that already ended cannot be aborted
                 if "not running" not in str(e).lower():
                     raise
+
+
+class SharedSession:
+    """One FLARE session shared by the service's threads (a lock around each use), opened on first
+    use, reopened once after an error, and closed by `close()` (the service calls it on exit).
+
+    Reusing the session saves a TLS login (about a second) per submission and per job followed.
+    """
+
+    def __init__(self, admin: FlareAdmin):
+        self.admin = admin
+        self._sess = None
+        self._lock = threading.RLock()
+
+    def call(self, fn):
+        """Return fn(session); on a failure, reconnect and try once more."""
+        with self._lock:
+            for attempt in (1, 2):
+                if self._sess is None:
+                    self._sess = self.admin.open_session()
+                try:
+                    return fn(self._sess)
+                except WorkbenchError:
+                    raise
+                except Exception:  # noqa: BLE001 - a dropped connection: reconnect once
+                    self.close()
+                    if attempt == 2:
+                        raise
+
+    def close(self):
+        with self._lock:
+            if self._sess is not None:
+                try:
+                    self._sess.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                self._sess = None
 
 
 def job_state(sess, flare_job_id: str) -> dict:

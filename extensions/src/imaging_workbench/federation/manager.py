@@ -21,7 +21,7 @@ from ..catalog.datasets import datasets_by_id
 from ..catalog.grants import require_grants
 from ..clock import utcnow
 from ..errors import NotFound, WorkbenchError
-from .admin import FlareAdmin, download_result, job_state, read_result
+from .admin import FlareAdmin, SharedSession, download_result, job_state, read_result
 from .job_models import FederatedJob
 from .jobs import job_name, write_job
 from .registry import get_algorithm, validate_params
@@ -61,6 +61,7 @@ class JobManager:
     def __init__(self, ctx, settings: FederationSettings, admin: FlareAdmin | None = None):
         self.ctx, self.settings = ctx, settings
         self.admin = admin or FlareAdmin(settings)
+        self.flare = SharedSession(self.admin)
 
     # -- checks ---------------------------------------------------------------------------
     def _site_datasets(self, session, user: str, datasets) -> dict[str, list[str]]:
@@ -126,7 +127,7 @@ class JobManager:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = write_job(Path(tmp), algorithm, full, site_datasets, self.settings,
                                    job_name(algorithm.id, job_id), model)
-                flare_id = self.admin.submit(folder)
+                flare_id = self.flare.call(lambda sess: sess.submit_job(str(folder)))
         except Exception as e:  # noqa: BLE001 - the job must still reach a final state
             message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
             self._finish(job_id, "failed", error=f"FLARE did not take the job: {message}")
@@ -172,8 +173,8 @@ class JobManager:
             return job
         if job.flare_job_id:
             try:
-                self.admin.abort(job.flare_job_id)
-            except WorkbenchError:
+                self.flare.call(lambda sess: sess.abort_job(job.flare_job_id))
+            except Exception:  # noqa: BLE001 - it may have ended meanwhile
                 pass
         self._finish(job_id, "cancelled", error=f"cancelled by {user}", actor=user)
         return self.get(user, job_id)

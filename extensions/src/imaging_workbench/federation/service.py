@@ -53,10 +53,10 @@ def job_view(job) -> dict:
 
 
 class Follower:
-    """Moves unfinished jobs forward in a thread, holding one FLARE session while there is work
-    and closing it when idle or on error (an unclosed session can hang a process)."""
+    """Moves unfinished jobs forward in a thread, through the manager's shared FLARE session
+    (closed when the service stops: an unclosed session can hang a process)."""
 
-    def __init__(self, manager: JobManager, interval: float = 0.5):
+    def __init__(self, manager: JobManager, interval: float = 0.25):
         self.manager, self.interval = manager, interval
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="federation-follower", daemon=True)
@@ -74,33 +74,16 @@ class Follower:
         self._thread.join(timeout)
 
     def _run(self):
-        sess = None
-        try:
-            while not self._stop.is_set():
-                remaining = 0
-                try:
-                    if self.manager.unfinished():
-                        sess = sess or self.manager.admin.open_session()
-                        remaining = self.manager.follow_once(sess)
-                except Exception as e:  # noqa: BLE001 - keep following; reconnect next time
-                    log.warning("following jobs failed: %s", getattr(e, "message", e))
-                    sess = _close(sess)
-                    remaining = 1
-                if not remaining:
-                    sess = _close(sess)
-                self._wake.wait(self.interval if remaining else 30)
-                self._wake.clear()
-        finally:
-            _close(sess)
-
-
-def _close(sess):
-    if sess is not None:
-        try:
-            sess.close()
-        except Exception:  # noqa: BLE001
-            pass
-    return None
+        while not self._stop.is_set():
+            remaining = 0
+            try:
+                if self.manager.unfinished():
+                    remaining = self.manager.flare.call(self.manager.follow_once)
+            except Exception as e:  # noqa: BLE001 - keep following; the session reconnects
+                log.warning("following jobs failed: %s", getattr(e, "message", e))
+                remaining = 1
+            self._wake.wait(self.interval if remaining else 30)
+            self._wake.clear()
 
 
 class BaseHandler(HubAuthenticated, web.RequestHandler):
@@ -302,6 +285,7 @@ def main(argv=None) -> int:
         asyncio.run(_serve(app, host, port, prefix))
     finally:
         follower.stop()
+        manager.flare.close()
     return 0
 
 

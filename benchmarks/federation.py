@@ -1,0 +1,182 @@
+"""Cohort statistics through the workbench-federation service versus straight to NVFlare.
+
+Starts everything on 127.0.0.1 in a scratch folder: the small demo cohorts, the embedded
+federation (server + three sites), a real JupyterHub and the service. Then, after one warm-up
+job, alternates the same statistics job submitted (a) by a notebook client through the service
+(grant checks, audit, catalog rows, result filtering) and (b) directly with the FLARE Session
+API (submit, poll, download), and prints both times and their ratio (target: at most 1.10).
+
+    /var/lib/workbench/venv/bin/python benchmarks/federation.py [--repeat 3]
+
+Writes benchmarks/results/federation.json and federation.png.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+RESULTS = REPO / "benchmarks" / "results"
+DATASETS = ["lung-ct", "kidney-ct", "liver-ct", "lung-ct-site2", "liver-ct-site3", "brain-mr"]
+SERVICE = "workbench-federation"
+POLL = 0.25  # both sides poll FLARE (or the service) at the same interval
+
+
+def setup(workdir: Path):
+    from imaging_workbench.catalog import accounts, datasets, grants
+    from imaging_workbench.context import WorkbenchContext
+    from imaging_workbench.dicom import ensure_demo_data
+    from imaging_workbench.site import DEFAULTS, _merge, validate_site
+    from tests.waiting import free_port
+
+    demo = ensure_demo_data(workdir / "demo", "small")
+    site = validate_site(_merge(DEFAULTS, {"state_dir": str(workdir / "state"), "hub": {"service_port": free_port()},
+                                           "federation": {"fl_port": free_port(), "admin_port": free_port()}}))
+    ctx = WorkbenchContext(site, actor="benchmark")
+    with ctx.session() as s:
+        accounts.add_account(s, "benchmark", "alice")
+        for spec, folder, _ in demo:
+            datasets.add_dataset(s, "benchmark", spec.id, folder, modality=spec.modality, site=spec.site)
+            grants.grant_access(s, "benchmark", "alice", spec.id, 1, "benchmark")
+    return site, ctx
+
+
+def start_hub_and_service(workdir: Path, site: dict):
+    from tests.hubtools import HubProcess
+    from tests.waiting import wait_for
+
+    (workdir / "hub").mkdir()
+    hub = HubProcess(workdir / "hub", site)
+    token = secrets.token_hex(16)
+    port = hub.site["hub"]["service_port"]
+    (workdir / "hub" / "config.d" / "89-federation.py").write_text(
+        "import os\nfrom imaging_workbench.hub.configurer import update_services\n"
+        "from imaging_workbench.site import load_site\n"
+        f"update_services(c, load_site(os.environ['WORKBENCH_SITE']), [{{'name': {SERVICE!r}, "
+        f"'url': 'http://127.0.0.1:{port}', 'api_token': {token!r}}}])\n")
+    hub.start()
+    hub.api("POST", "/users/alice")
+    user_token = hub.user_token("alice", [f"access:services!service={SERVICE}"])
+    env = {**os.environ, "JUPYTERHUB_API_TOKEN": token, "WORKBENCH_SITE": str(hub.site_file),
+           "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub.site['hub']['api_port']}/hub/api",
+           "JUPYTERHUB_SERVICE_NAME": SERVICE, "JUPYTERHUB_SERVICE_PREFIX": f"/services/{SERVICE}/"}
+    log = open(workdir / "service.log", "wb")
+    service = subprocess.Popen([sys.executable, "-m", "imaging_workbench.federation.service"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/services/{SERVICE}/"
+    import requests
+
+    wait_for(lambda: _ok(requests, url + "api/health"), 60, what="the federation service")
+    return hub, service, url, user_token
+
+
+def _ok(requests, url):
+    try:
+        return requests.get(url, timeout=2).ok
+    except requests.RequestException:
+        return False
+
+
+def through_service(fed) -> float:
+    started = time.perf_counter()
+    job = fed.submit("cohort-statistics", datasets=DATASETS)
+    job.wait(timeout=600, interval=POLL, progress=False)
+    result = job.result()
+    assert result.status == "finished", result.raw.get("error")
+    return time.perf_counter() - started
+
+
+def straight_to_flare(settings, site_datasets, workdir: Path) -> float:
+    from imaging_workbench.federation.admin import FlareAdmin, download_result, read_result
+    from imaging_workbench.federation.jobs import write_job
+    from imaging_workbench.federation.registry import get_algorithm, validate_params
+
+    algorithm = get_algorithm("cohort-statistics")
+    started = time.perf_counter()
+    folder = write_job(Path(tempfile.mkdtemp(dir=workdir)), algorithm, validate_params(algorithm, {}),
+                       site_datasets, settings, f"direct-{secrets.token_hex(3)}")
+    admin = FlareAdmin(settings)
+    with admin.session() as sess:
+        flare_id = sess.submit_job(str(folder))
+        while not str(sess.get_job_meta(flare_id)["status"]).startswith("FINISHED"):
+            time.sleep(POLL)
+        result = read_result(download_result(sess, flare_id, workdir / "direct" / flare_id))
+    assert result["status"] == "finished", result
+    return time.perf_counter() - started
+
+
+def plot(ours, baseline, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.bar(["through the service", "straight to FLARE"], [statistics.median(ours), statistics.median(baseline)],
+           color=["tab:blue", "tab:gray"])
+    for i, values in enumerate((ours, baseline)):
+        ax.scatter([i] * len(values), values, color="black", zorder=3, s=12)
+    ax.set_ylabel("seconds, submit to result (median, runs as dots)")
+    ax.set_title(f"cohort statistics, 3 sites: ratio {statistics.median(ours) / statistics.median(baseline):.2f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    from imaging_workbench.federation import embedded
+    from imaging_workbench.federation.client import Federation
+    from imaging_workbench.federation.settings import federation_settings
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="wb-fed-bench-") as tmp:
+        workdir = Path(tmp)
+        workdir.chmod(0o755)
+        site, ctx = setup(workdir)
+        settings = federation_settings(site)
+        with ctx.session() as s:
+            datasets = embedded.site_datasets_from_catalog(s, settings)
+        site_datasets = {site_: sorted(set(ids) & set(DATASETS)) for site_, ids in datasets.items() if ids}
+        hub = service = None
+        try:
+            embedded.up(settings, datasets)
+            hub, service, url, token = start_hub_and_service(workdir, site)
+            fed = Federation(url=url, token=token)
+            straight_to_flare(settings, site_datasets, workdir)  # warm-up: site indexes, imports
+            ours, baseline = [], []
+            for i in range(args.repeat):
+                ours.append(through_service(fed))
+                baseline.append(straight_to_flare(settings, site_datasets, workdir))
+                print(f"run {i + 1}: service {ours[-1]:.2f} s, straight to FLARE {baseline[-1]:.2f} s", flush=True)
+        finally:
+            if service is not None:
+                os.killpg(service.pid, signal.SIGTERM)
+                service.wait(30)
+            if hub is not None:
+                hub.stop()
+            embedded.down(settings)
+    ratio = statistics.median(ours) / statistics.median(baseline)
+    summary = {"through_service_s": ours, "straight_to_flare_s": baseline,
+               "median_service_s": statistics.median(ours), "median_flare_s": statistics.median(baseline),
+               "ratio": ratio, "target_ratio": 1.10, "cpus": os.cpu_count()}
+    (RESULTS / "federation.json").write_text(json.dumps(summary, indent=1))
+    plot(ours, baseline, RESULTS / "federation.png")
+    print(f"median through the service {summary['median_service_s']:.2f} s, straight to FLARE "
+          f"{summary['median_flare_s']:.2f} s, ratio {ratio:.3f} (target <= 1.10); "
+          f"plot: {RESULTS / 'federation.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
