@@ -35,13 +35,13 @@ def test_training_returns_the_global_model(trained):
     build_model().load_state_dict(torch.load(result.model_file, weights_only=True))
 
 
-def test_evaluation_of_the_trained_model_aggregates_dice_and_hausdorff(trained, client_for):
+def test_evaluation_of_the_trained_model_aggregates_dice_and_hausdorff(trained, client_for, tmp_path):
     job, _ = trained
     fed = client_for("alice")
     evaluation = fed.submit("federated-evaluation", datasets=["lung-ct", "liver-ct", "liver-ct-site3"],
                             model_job=job.id)
     evaluation.wait(timeout=180, progress=False)
-    result = evaluation.result()
+    result = evaluation.result(dest=tmp_path)
     assert result.status == "finished", result.raw.get("error")
     dice = result.raw["metrics"]["dice"]
     assert dice["cases"] >= 30 and 0 <= dice["mean"] <= 1
