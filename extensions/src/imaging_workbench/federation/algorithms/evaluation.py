@@ -3,7 +3,7 @@ on each site's tumour cases, pooled as count, sum and sum of squares."""
 
 import numpy as np
 
-from .training import _centre, _sums, build_model, from_bytes, pooled, site_state
+from .training import _centre, _sums, build_model, cases_and_model, from_bytes, pooled
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
@@ -32,11 +32,7 @@ def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> 
     import torch
 
     margin = 8
-    cases = site_state(params, data, dataset_ids, state, margin)
-    if not cases:
-        raise ValueError("this site has no CT series with tumour segmentations in the job's datasets")
-    model = build_model()
-    model.load_state_dict(from_bytes(task["weights"]))
+    cases, model = cases_and_model(params, task, data, dataset_ids, state, margin)
     model.eval()
     size = params["crop_size"]
     dice, distances = [], []

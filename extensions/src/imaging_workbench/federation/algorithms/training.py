@@ -119,16 +119,22 @@ def _sums(values: list[float]) -> dict:
             "subjects": len(values)}
 
 
-def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
-    import torch
-    from monai.losses import DiceLoss
-
-    margin = 8
+def cases_and_model(params, task, data, dataset_ids, state, margin: int = 8) -> tuple[list, object]:
+    """The site's tumour cases and the model with the task's weights (shared with evaluation)."""
     cases = site_state(params, data, dataset_ids, state, margin)
     if not cases:
         raise ValueError("this site has no CT series with tumour segmentations in the job's datasets")
     model = build_model()
     model.load_state_dict(from_bytes(task["weights"]))
+    return cases, model
+
+
+def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
+    import torch
+    from monai.losses import DiceLoss
+
+    margin = 8
+    cases, model = cases_and_model(params, task, data, dataset_ids, state, margin)
     size = params["crop_size"]
     result = {"sums": {"dice": _sums(dice_scores(model, cases, size, margin))}}
     if not task.get("train", True):
