@@ -47,7 +47,7 @@ def sandbox_hub(tmp_path_factory, docker):
             folder.mkdir(parents=True)
             (folder / "scan-001.dcm.txt").write_text(f"pixels of {dataset_id}\n")
             folder.chmod(0o755)
-            datasets.add_dataset(s, "steward", dataset_id, folder)
+            datasets.add_dataset(s, "steward", dataset_id, folder, site="site-1")
             grants.grant_access(s, "steward", owner, dataset_id, 7, "sandbox tests")
     hub = HubProcess(workdir, site, api_ip=gateway(SUBNET), extra_config=EXTRA_CONFIG)
     ensure_network(docker, NETWORK, SUBNET)

@@ -150,3 +150,20 @@ def test_every_start_and_stop_is_audited_and_the_chain_verifies(alice, docker):
         assert starts["bob/"] == ["liver-b"] and starts["carol/"] == []
         assert any(e.subject == "alice/" and e.details["datasets"] == ["lung-a"] for e in stops)
         assert audit.verify_chain(s) == []
+
+
+FEDERATION_PROBE = """python3 -c '
+from imaging_workbench.federation.client import Federation
+fed = Federation()
+print(sorted(a["id"] for a in fed.algorithms()))
+print(sorted(d["id"] for d in fed.datasets()))
+'"""
+
+
+def test_sandbox_reaches_the_federation_service_with_its_own_token(bob, docker):
+    """The one other opening: the hub's federation service, called with the server's scoped token."""
+    code, out = run_in(docker, "bob", FEDERATION_PROBE)
+    assert code == 0, out
+    algorithms, datasets = out.strip().splitlines()
+    assert "cohort-statistics" in algorithms
+    assert datasets == "['liver-b']"  # only what bob holds grants for is offered
