@@ -103,7 +103,8 @@ def _rescale(stored: np.ndarray, headers: list[InstanceHeader], modality: str) -
     h = headers[0]
     if len(slopes) == 1 and len(intercepts) == 1 and h.slope == 1.0 and float(h.intercept).is_integer():
         b = int(h.intercept)
-        if stored.dtype == np.int16 and (b == 0 or (-32768 - min(b, 0) <= stored.min() and stored.max() <= 32767 - max(b, 0))):
+        # Adding b can only overflow at one end, so one scan of the volume decides (not two).
+        if stored.dtype == np.int16 and (b == 0 or (stored.min() >= -32768 - b if b < 0 else stored.max() <= 32767 - b)):
             stored += np.int16(b)
             return stored
         if stored.dtype == np.uint16 and 0 < h.bits_stored <= 15 and (1 << h.bits_stored) - 1 + b <= 32767 and b >= -32768:

@@ -3,7 +3,7 @@ on each site's tumour cases, pooled as count, sum and sum of squares."""
 
 import numpy as np
 
-from .training import _centre, _sums, build_model, cases_and_model, from_bytes, pooled
+from .training import _sums, build_model, cases_and_model, dice, from_bytes, pooled, predictions
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
@@ -29,25 +29,16 @@ def hd95(pred: np.ndarray, label: np.ndarray) -> float | None:
 
 
 def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
-    import torch
-
     margin = 8
     cases, model = cases_and_model(params, task, data, dataset_ids, state, margin)
-    model.eval()
-    size = params["crop_size"]
-    dice, distances = [], []
-    with torch.no_grad():
-        for case in cases:
-            image = torch.from_numpy(_centre(case["image"], size, margin).copy())[None, None]
-            label = _centre(case["label"], size, margin) > 0.5
-            pred = torch.sigmoid(model(image))[0, 0].numpy() > 0.5
-            denom = pred.sum() + label.sum()
-            dice.append(float(2 * (pred & label).sum() / denom) if denom else 1.0)
-            distance = hd95(pred, label)
-            if distance is not None:
-                distances.append(distance)
-    sums = {"dice": _sums(dice), "hd95_voxels": _sums(distances)}
-    sums["hd95_voxels"]["subjects"] = len(dice)  # the cases behind it, for the minimum count
+    scores, distances = [], []
+    for pred, label in predictions(model, cases, params["crop_size"], margin):
+        scores.append(dice(pred, label))
+        distance = hd95(pred, label)
+        if distance is not None:
+            distances.append(distance)
+    sums = {"dice": _sums(scores), "hd95_voxels": _sums(distances)}
+    sums["hd95_voxels"]["subjects"] = len(scores)  # the cases behind it, for the minimum count
     return {"sums": sums}
 
 

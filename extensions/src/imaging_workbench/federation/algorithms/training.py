@@ -89,20 +89,26 @@ def batch(cases, size, margin, rng, n):
     return torch.from_numpy(np.stack(images)[:, None]), torch.from_numpy(np.stack(labels)[:, None])
 
 
-def dice_scores(model, cases, size: int, margin: int) -> list[float]:
-    """Dice of the model on each case's centre crop (threshold 0.5)."""
+def predictions(model, cases, size: int, margin: int):
+    """(prediction, label) masks of the model on each case's centre crop (threshold 0.5)."""
     import torch
 
     model.eval()
-    scores = []
     with torch.no_grad():
         for case in cases:
             image = torch.from_numpy(_centre(case["image"], size, margin).copy())[None, None]
             label = _centre(case["label"], size, margin) > 0.5
-            pred = torch.sigmoid(model(image))[0, 0].numpy() > 0.5
-            denom = pred.sum() + label.sum()
-            scores.append(float(2 * (pred & label).sum() / denom) if denom else 1.0)
-    return scores
+            yield torch.sigmoid(model(image))[0, 0].numpy() > 0.5, label
+
+
+def dice(pred: np.ndarray, label: np.ndarray) -> float:
+    denom = pred.sum() + label.sum()
+    return float(2 * (pred & label).sum() / denom) if denom else 1.0
+
+
+def dice_scores(model, cases, size: int, margin: int) -> list[float]:
+    """Dice of the model on each case's centre crop."""
+    return [dice(pred, label) for pred, label in predictions(model, cases, size, margin)]
 
 
 def site_state(params, data, dataset_ids, state, margin=8) -> list:
