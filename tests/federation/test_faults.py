@@ -18,7 +18,7 @@ def test_service_restart_during_a_job_keeps_following_it(client_for, fed_service
     assert job.result().table["count"].notna().any()
 
 
-def test_a_site_killed_mid_job_gives_a_partial_result_naming_it(client_for, federation):
+def test_a_site_killed_mid_job_gives_a_partial_result_naming_it(client_for, federation, tmp_path):
     from imaging_workbench.federation import embedded
 
     fed = client_for("alice")
@@ -40,6 +40,6 @@ def test_a_site_killed_mid_job_gives_a_partial_result_naming_it(client_for, fede
     assert job.state == "partial", (job.state, job.row["error"])
     assert "site-3" in job.row["error"] and "site-1" not in job.row["error"]
     assert elapsed < federation.task_timeout + 90
-    result = job.result()
+    result = job.result(dest=tmp_path)
     assert result.raw["sites"]["site-3"]["status"] == "failed"
     assert result.model_file is not None
