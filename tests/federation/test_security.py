@@ -1,6 +1,8 @@
 """What the service and the sites refuse: bad requests, missing grants, missing tokens, custom code."""
 
 import json
+import os
+import threading
 
 import pytest
 import requests
@@ -68,7 +70,70 @@ def test_sites_refuse_custom_code(federation, tmp_path):
         meta = wait_for(lambda: (m := sess.get_job_meta(flare_id))["status"].startswith("FINISHED") and m, 60,
                         what="FLARE to end the custom-code job")
     assert meta["status"] == "FINISHED:FAILED_TO_RUN"
-    assert "BYOC not permitted" in str(meta.get("job_deploy_detail"))
+    detail = str(meta.get("job_deploy_detail"))
+    assert "BYOC not permitted" in detail or "custom code" in detail
+
+
+@pytest.fixture
+def fifo_trap(tmp_path):
+    """A FIFO that a thread holds open for writing: its open returns only once something opens
+    the FIFO for reading, which sets `opened`."""
+    path = tmp_path / "trap.npy"
+    os.mkfifo(path)
+    path.chmod(0o666)
+    opened = threading.Event()
+
+    def hold():
+        os.close(os.open(path, os.O_WRONLY))
+        opened.set()
+
+    writer = threading.Thread(target=hold, daemon=True)
+    writer.start()
+    yield path, opened
+    os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))  # let the writer go
+    writer.join(5)
+
+
+def stock_component_job(folder, settings, fifo) -> str:
+    """Our controller on the server (so only the sites can refuse); at the sites a stock NVFlare
+    executor, result filter and a model locator pointed at the FIFO."""
+    from imaging_workbench.federation.jobs import write_job
+    from imaging_workbench.federation.registry import get_algorithm
+
+    sites = {site: [] for site in settings.sites}
+    job = write_job(folder, get_algorithm("cohort-statistics"), {}, sites, settings, "stock-classes")
+    client = job / "app" / "config" / "config_fed_client.json"
+    client.write_text(json.dumps({
+        "format_version": 2,
+        "executors": [{"tasks": ["*"], "executor": {"path": "nvflare.app_common.np.np_trainer.NPTrainer",
+                                                    "args": {"submit_model_task_name": "workbench"}}}],
+        "task_result_filters": [{"tasks": ["*"], "filters": [
+            {"path": "nvflare.app_common.filters.exclude_vars.ExcludeVars", "args": {}}]}],
+        "task_data_filters": [],
+        "components": [{"id": "model_locator", "path": "nvflare.app_common.np.np_model_locator.NPModelLocator",
+                        "args": {"model_name": {"server": str(fifo)}}}],
+    }))
+    return job
+
+
+def test_sites_refuse_a_job_of_stock_flare_classes_before_building_any(federation, tmp_path, fifo_trap):
+    from imaging_workbench.federation.admin import FlareAdmin
+    from imaging_workbench.federation.embedded import log_file
+
+    fifo, opened = fifo_trap
+    admin = FlareAdmin(federation)
+    flare_id = admin.submit(stock_component_job(tmp_path, federation, fifo))
+    with admin.session() as sess:
+        meta = wait_for(lambda: (m := sess.get_job_meta(flare_id))["status"].startswith("FINISHED") and m, 90,
+                        what="FLARE to end the stock-class job")
+    assert meta["status"] == "FINISHED:FAILED_TO_RUN"
+    detail = {line.split(": ", 1)[0]: line for line in meta["job_deploy_detail"]}
+    assert detail["server"] == "server: OK"
+    for site in federation.sites:
+        assert "workbench allow-list" in detail[site] and "NPTrainer" in detail[site], detail
+        logs = log_file(federation, site).read_text()
+        assert f"workbench refused job {flare_id}" in logs, site
+    assert not opened.wait(2), "a site opened the FIFO for reading"
 
 
 def test_an_algorithm_a_site_does_not_allow_leaves_that_site_out(client_for, federation):

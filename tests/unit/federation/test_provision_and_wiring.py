@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from imaging_workbench.federation.provision import WORKBENCH_CLASSES, ensure_embedded_kits, provision_project
+from imaging_workbench.federation.allowlist import allowed_classes
+from imaging_workbench.federation.provision import ensure_embedded_kits, provision_project
 from imaging_workbench.federation.service import SERVICE_NAME, hub_services
 from imaging_workbench.federation.settings import federation_settings
 
@@ -32,7 +33,7 @@ def test_sites_refuse_custom_code_and_allow_only_workbench_components(kits):
         assert all(p.get("byoc", "none") == "none" for p in authz["permissions"].values() if isinstance(p, dict))
         resources = json.loads((local / "resources.json").read_text())
         assert resources["class_list_enforcement_mode"] == "enforce"
-        assert set(WORKBENCH_CLASSES) <= set(resources["class_allow_list"])
+        assert resources["class_allow_list"] == allowed_classes("client")
         policy = json.loads((local / "privacy.json").read_text())
         assert policy["default_scope"] == "workbench"
         assert policy["scopes"][0]["task_result_filters"][0]["args"] == {"min_count": 10, "noise": 0.02,

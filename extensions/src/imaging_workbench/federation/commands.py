@@ -27,9 +27,11 @@ def _down(ctx, args):
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
+STATUS_COLUMNS = ["participant", "running", "connected", "pid", "allow_list", "allow_list_matches"]
+
+
 def _print_status(rows, as_json):
-    print_rows([{"participant": k, **v} for k, v in rows.items()], ["participant", "running", "connected", "pid"],
-               as_json)
+    print_rows([{"participant": k, **v} for k, v in rows.items()], STATUS_COLUMNS, as_json)
 
 
 def _status(ctx, args):
@@ -37,7 +39,7 @@ def _status(ctx, args):
 
     rows = status(federation_settings(ctx.site))
     _print_status(rows, args.json)
-    return 0 if all(r["connected"] for r in rows.values()) else 3
+    return 0 if all(r["connected"] and r["allow_list_matches"] for r in rows.values()) else 3
 
 
 def _provision(ctx, args):
@@ -68,7 +70,8 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_up)
     p = sub.add_parser("down", help="stop the embedded server and sites")
     p.set_defaults(handler=_down)
-    p = sub.add_parser("status", help="which participants run and are connected (exit 3 if any is not)")
+    p = sub.add_parser("status", help="which participants run, are connected and hold the workbench's class "
+                                           "allow-list (exit 3 if any does not)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_status)
     p = sub.add_parser("provision", help="startup kits for real hosts from an NVFlare project file")

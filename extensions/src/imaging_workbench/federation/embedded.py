@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import WorkbenchError
+from .allowlist import allow_list_status
 from .provision import ensure_embedded_kits
 from .settings import FederationSettings
 from .sitedata import write_site_datasets
@@ -186,7 +187,9 @@ def down(settings: FederationSettings) -> list[str]:
 
 
 def status(settings: FederationSettings, connected: list | None = None) -> dict:
-    """{participant: {pid, running, connected}} for the server and each site."""
+    """{participant: {pid, running, connected, allow_list, allow_list_matches}} for the server and
+    each site: `allow_list` is the size of its class allow-list, `allow_list_matches` whether it is
+    exactly the workbench's."""
     from .admin import FlareAdmin
 
     if connected is None and pid_of(settings, "server"):
@@ -199,5 +202,6 @@ def status(settings: FederationSettings, connected: list | None = None) -> dict:
     for name in ("server", *settings.sites):
         pid = pid_of(settings, name)
         rows[name] = {"pid": pid, "running": bool(pid),
-                      "connected": bool(pid) and (name == "server" or name in connected)}
+                      "connected": bool(pid) and (name == "server" or name in connected),
+                      **allow_list_status(settings.kit(name) / "local", "server" if name == "server" else "client")}
     return rows

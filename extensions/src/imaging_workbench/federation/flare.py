@@ -1,16 +1,19 @@
 """The workbench's NVFlare components, installed at every site and listed in each site's
-component allow-list: one controller (server), one executor (sites), two site filters.
+component allow-list: one controller (server), one executor (sites), two site filters, and the
+app validator that refuses, at deployment, a job naming any class outside that list.
 
 Jobs reference these by class path and carry no code ("byoc" is refused everywhere).
 """
 
 import json
+import logging
 import random
 import threading
 import time
 import traceback
 from pathlib import Path
 
+from nvflare.apis.app_validation import AppValidator
 from nvflare.apis.executor import Executor
 from nvflare.apis.filter import ContentBlockedException, Filter
 from nvflare.apis.fl_constant import FLContextKey, ReturnCode
@@ -20,6 +23,7 @@ from nvflare.apis.shareable import Shareable, make_reply
 from nvflare.apis.signal import Signal
 from nvflare.widgets.info_collector import InfoCollector
 
+from .allowlist import app_problem, read_allow_list
 from .privacy import ALLOWED_SECTIONS, apply_privacy
 
 TASK_NAME = "workbench"
@@ -228,3 +232,28 @@ class WorkbenchPrivacyFilter(Filter):
             filtered.setdefault("meta", {})["dropped"] = dropped
         shareable[PAYLOAD] = filtered
         return shareable
+
+
+class WorkbenchAppValidator(AppValidator):
+    """FLARE's deploy-time hook: refuses a job whose configuration names any class outside this
+    participant's `class_allow_list`, before the job process starts or builds anything.
+
+    The list is read from the participant's own local/resources.json at every deployment (the
+    site admin owns it); a refusal is logged here and reaches the submitter as the deploy error.
+    """
+
+    def __init__(self, kind: str = "client"):
+        if kind not in ("server", "client"):
+            raise ValueError(f"WorkbenchAppValidator: kind must be 'server' or 'client', not {kind!r}")
+        self.kind = kind
+        self.log = logging.getLogger("workbench.allowlist")
+
+    def validate(self, app_folder: str) -> tuple[str, dict]:
+        # FLARE deploys an app to <workspace>/<job id>/app_<participant>; resources are in
+        # <workspace>/local.
+        app = Path(app_folder).resolve()
+        problem = app_problem(app, self.kind, read_allow_list(app.parents[1] / "local" / "resources.json"))
+        if problem:
+            self.log.error("workbench refused job %s: %s", app.parent.name, problem)
+            return f"workbench allow-list: {problem}", {}
+        return "", {}

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from .provision import COMPONENT_PREFIX, PRIVACY_SCOPE
+from .provision import PRIVACY_SCOPE
 from .registry import Algorithm
 from .settings import FederationSettings
 
@@ -38,7 +38,7 @@ def write_job(folder: Path, algorithm: Algorithm, params: dict, site_datasets: d
         "format_version": 2,
         "workflows": [{
             "id": "workbench_controller",
-            "path": f"{COMPONENT_PREFIX}.WorkbenchController",
+            "path": algorithm.controller,
             "args": {"algorithm": algorithm.id, "version": algorithm.version, "params": params,
                      "site_datasets": {s: list(site_datasets[s]) for s in sites}, "min_count": settings.min_count,
                      "task_timeout": settings.task_timeout, "model_file": "model.pt" if model_bytes else ""},
@@ -47,8 +47,7 @@ def write_job(folder: Path, algorithm: Algorithm, params: dict, site_datasets: d
     }
     client = {
         "format_version": 2,
-        "executors": [{"tasks": ["workbench"], "executor": {"path": f"{COMPONENT_PREFIX}.WorkbenchExecutor",
-                                                              "args": {}}}],
+        "executors": [{"tasks": ["workbench"], "executor": {"path": algorithm.executor, "args": {}}}],
         "task_result_filters": [],
         "task_data_filters": [],
         "components": [],

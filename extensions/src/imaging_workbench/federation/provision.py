@@ -1,5 +1,6 @@
 """Provisioning: startup kits for the FLARE server, the sites and the service's admin identity,
-plus the workbench's site files (authorization, privacy policy, component allow-list).
+plus the workbench's site files (authorization, privacy policy, component allow-list and the
+deploy-time check of it).
 
 `ensure_embedded_kits` provisions the embedded federation (every listener on the settings'
 host, loopback by default); `provision_project` makes kits for real hosts from a project file.
@@ -13,15 +14,9 @@ from pathlib import Path
 import yaml
 
 from ..errors import WorkbenchError
+from .allowlist import ALGORITHM_GATE, ALLOW_LIST_KEY, APP_VALIDATOR, PRIVACY_FILTER, allowed_classes
 from .settings import FederationSettings
 
-COMPONENT_PREFIX = "imaging_workbench.federation.flare"
-WORKBENCH_CLASSES = [
-    f"{COMPONENT_PREFIX}.WorkbenchController",
-    f"{COMPONENT_PREFIX}.WorkbenchExecutor",
-    f"{COMPONENT_PREFIX}.WorkbenchPrivacyFilter",
-    f"{COMPONENT_PREFIX}.AlgorithmGate",
-]
 PRIVACY_SCOPE = "workbench"
 
 # Sites refuse custom code ("byoc": bring your own code) from everyone; only the service's
@@ -53,8 +48,8 @@ def site_policy(settings: FederationSettings, algorithms=None) -> dict:
         "scopes": [{
             "name": PRIVACY_SCOPE,
             "properties": {"allowed_algorithms": sorted(algorithms or ALGORITHMS)},
-            "task_data_filters": [{"path": f"{COMPONENT_PREFIX}.AlgorithmGate", "args": {}}],
-            "task_result_filters": [{"path": f"{COMPONENT_PREFIX}.WorkbenchPrivacyFilter",
+            "task_data_filters": [{"path": ALGORITHM_GATE, "args": {}}],
+            "task_result_filters": [{"path": PRIVACY_FILTER,
                                      "args": settings.privacy()}],
         }],
         "default_scope": PRIVACY_SCOPE,
@@ -110,14 +105,16 @@ def _write_json(path: Path, data: dict) -> None:
 def apply_workbench_files(kit: Path, kind: str, settings: FederationSettings, storage: Path | None = None) -> None:
     """Add the workbench's local files to one participant's kit (`kind`: server or client).
 
-    The privacy policy is written only when missing, so a site admin's edits survive.
+    The privacy policy is written only when missing, so a site admin's edits survive. The class
+    allow-list is replaced by the workbench's own every time (an older kit held NVFlare's default
+    list of ninety stock classes), and the app validator refuses a job naming anything else.
     """
     local = kit / "local"
     local.mkdir(exist_ok=True)
     resources = _load(local / "resources.json")
-    allow = resources.setdefault("class_allow_list", [])
-    resources["class_allow_list"] = sorted(set(allow) | set(WORKBENCH_CLASSES))
+    resources[ALLOW_LIST_KEY] = allowed_classes(kind)
     resources["class_list_enforcement_mode"] = "enforce"
+    resources["app_validator"] = {"path": APP_VALIDATOR, "args": {"kind": kind}}
     if kind == "server":
         storage = storage or kit / "storage"
         server = resources["servers"][0]

@@ -8,6 +8,7 @@ JSON-Schema subset: integer, number, string with enum, array of numbers).
 from dataclasses import dataclass, field
 
 from ..errors import WorkbenchError
+from .allowlist import CONTROLLER, EXECUTOR
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class Algorithm:
     leaves_site: str
     params: dict = field(default_factory=dict)
     rounds_param: str | None = None  # the parameter that sets the number of rounds, if any
+    # The FLARE classes a job of this algorithm builds: they alone make the sites' allow-lists.
+    controller: str = CONTROLLER
+    executor: str = EXECUTOR
 
     def as_dict(self) -> dict:
         return {"id": self.id, "version": self.version, "title": self.title, "description": self.description,
