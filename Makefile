@@ -1,8 +1,11 @@
-# The README's two commands. Both run as root on Debian 12 and install what is missing.
-.PHONY: up test
+# The README's two commands (and `down`). All run as root on Debian 12; up and test install what is missing.
+.PHONY: up down test
 
 up:
 	bash scripts/up.sh
+
+down:
+	bash scripts/down.sh
 
 test:
 	bash scripts/test.sh

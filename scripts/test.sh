@@ -13,10 +13,16 @@ stage images bash scripts/ensure_images.sh
 
 export PATH="$WORKBENCH_VENV/bin:$PATH"
 export PYTHONDONTWRITEBYTECODE=1
+# The run's marks: everything the tests start inherits WORKBENCH_TEST_RUN, and every temporary
+# folder (and so every test hub's stack mark) is under run_tmp; the leak check looks for exactly these.
+export WORKBENCH_TEST_RUN="run-$(date +%s)-$$"
+run_since="$(date +%s)"
+run_tmp="$(mktemp -d /tmp/workbench-test-XXXXXX)"
+chmod 755 "$run_tmp"  # sandboxes (uid 1000) and PostgreSQL read fixtures below it
 failed=()
 tier() {  # tier NAME PYTEST-ARGS...
   local name="$1"; shift
-  if ! stage "tests-$name" python -m pytest "$@"; then
+  if ! stage "tests-$name" python -m pytest --basetemp="$run_tmp/$name" "$@"; then
     failed+=("$name")
   fi
 }
@@ -26,6 +32,12 @@ tier docker tests/docker
 tier browser tests/browser
 tier federation tests/federation
 tier notebooks tests/notebooks
+
+# Nothing a test started may outlive the run (dockerd and PostgreSQL of the set-up stages carry no mark).
+if ! stage leak-check python -m tests.leaks --run-id "$WORKBENCH_TEST_RUN" --tmp "$run_tmp" --since "$run_since"; then
+  failed+=("leak-check")
+fi
+[ -n "${WORKBENCH_KEEP_TEST_TMP:-}" ] && log "test folders kept in $run_tmp" || rm -rf "$run_tmp"
 
 log "all stages done in $((SECONDS - run_start)) s"
 if [ ${#failed[@]} -gt 0 ]; then

@@ -18,13 +18,4 @@ stage sandbox-network workbench sandbox-network
 stage demo-users workbench demo-users
 stage federation workbench federation up
 
-port="$(python -c 'from imaging_workbench.site import load_site; print(load_site()["hub"]["port"])')"
-log "JupyterHub starting at http://127.0.0.1:$port (Ctrl-C stops it; 'workbench federation down' stops the sites)"
-cd "$(python -c 'from imaging_workbench.site import load_site; print(load_site()["state_dir"])')"
-# Job control: managed services get their own process group, so Ctrl-C reaches the hub only
-# and the hub shuts them down cleanly instead of waiting 30 s.
-set -m
-jupyterhub -f "$REPO_ROOT/hub_config/jupyterhub_config.py" &
-hub=$!
-trap 'kill -INT $hub 2>/dev/null' INT TERM
-while kill -0 $hub 2>/dev/null; do wait $hub || true; done
+exec bash scripts/run_hub.sh

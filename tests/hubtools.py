@@ -10,6 +10,8 @@ from pathlib import Path
 import requests
 import yaml
 
+from imaging_workbench.stack import STACK_ENV, stack_id, stop_hub
+
 from .waiting import free_port, wait_for
 
 REPO = Path(__file__).parents[1]
@@ -39,6 +41,7 @@ class HubProcess:
         config_d.mkdir(exist_ok=True)
         (config_d / "90-test-admin.py").write_text(ADMIN_SERVICE.format(token=self.token) + extra_config)
         self.env = {**os.environ, "WORKBENCH_SITE": str(self.site_file), "WORKBENCH_HUB_CONFIG_D": str(config_d),
+                    STACK_ENV: stack_id(self.site),
                     "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
@@ -74,16 +77,20 @@ class HubProcess:
         r.raise_for_status()
         return r.json()["token"]
 
-    def stop(self):
+    def stop(self, timeout: float = 30):
+        """SIGTERM the hub (it stops its proxy and services); then stop whatever of its stack still
+        runs, so that nothing outlives the test even when the hub's shutdown fails."""
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(60)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         if self.process:
+            left = stop_hub(self.site)
             self.log_file.close()
+            assert not left, f"the hub left these running after it stopped: {left}"
 
 
 def log_in(hub_url: str, name: str, password: str) -> tuple[requests.Session, requests.Response]:

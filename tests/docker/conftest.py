@@ -61,6 +61,9 @@ def sandbox_hub(tmp_path_factory, docker):
             container.remove(force=True)
         for volume in docker.volumes.list(filters={"name": f"{PREFIX}-home-"}):
             volume.remove(force=True)
+        remove_firewall(NETWORK)
+        for network in docker.networks.list(names=[NETWORK]):
+            network.remove()
 
 
 def start_server(hub, user: str, profile: str = "standard", timeout: float = 180) -> None:

@@ -2,6 +2,7 @@
 (read-only root, uid 1000, no network, a demo dataset mounted read-only at /data)."""
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def cohort(tmp_path_factory):
 
 def run_in_sandbox(notebook: str, data: Path, home: Path, timeout: int = 300) -> dict:
     home.chmod(0o777)
-    command = ["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none", "--user", "1000",
+    # Labelled with the test run, so that the run's leak check finds one a timeout left running.
+    label = f"org.workbench.test-run={os.environ.get('WORKBENCH_TEST_RUN', 'manual')}"
+    command = ["docker", "run", "--rm", "--label", label, "--read-only", "--tmpfs", "/tmp", "--network", "none", "--user", "1000",
                "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                "-v", f"{REPO / 'notebooks'}:/home/jovyan/notebooks:ro", "-v", f"{data}:/data/{data.name}:ro",
                "-v", f"{home}:/home/jovyan/work", "-w", "/home/jovyan/work", "-e", "HOME=/home/jovyan/work",

@@ -52,6 +52,9 @@ def test_every_participant_holds_exactly_the_workbench_list(kits):
         assert resources["class_allow_list"] == allowed_classes(kind), name
         assert resources["class_list_enforcement_mode"] == "enforce"
         assert resources["app_validator"]["args"] == {"kind": kind}
+        # No log streaming: it would inject a stock class into every job and send site logs away.
+        assert resources["allow_log_streaming"] is False
+        assert not any("logging" in c["path"] for c in resources.get("components", [])), name
         assert allow_list_status(kits.kit(name) / "local", kind)["allow_list_matches"]
 
 

@@ -89,14 +89,22 @@ class SharedSession:
                     if attempt == 2:
                         raise
 
-    def close(self):
-        with self._lock:
+    def close(self, wait: float = -1) -> bool:
+        """Close the session; with `wait` >= 0, give up after that many seconds if another thread
+        is inside a call (the service's shutdown does not wait for a server that is down).
+        Returns whether it was closed."""
+        if not self._lock.acquire(timeout=wait):
+            return False
+        try:
             if self._sess is not None:
                 try:
                     self._sess.close()
                 except Exception:  # noqa: BLE001
                     pass
                 self._sess = None
+            return True
+        finally:
+            self._lock.release()
 
 
 def job_state(sess, flare_job_id: str) -> dict:

@@ -18,6 +18,10 @@ from .allowlist import ALGORITHM_GATE, ALLOW_LIST_KEY, APP_VALIDATOR, PRIVACY_FI
 from .settings import FederationSettings
 
 PRIVACY_SCOPE = "workbench"
+# Job logs stay at their site: a site's error log can hold data, and streaming it injects a stock
+# component (JobLogStreamer) into every job, which the sites' allow-list would refuse.
+LOG_STREAMING = {"nvflare.app_common.logging.site_log_streamer.SiteLogStreamer",
+                 "nvflare.app_common.logging.job_log_receiver.JobLogReceiver"}
 
 # Sites refuse custom code ("byoc": bring your own code) from everyone; only the service's
 # project_admin identity submits, and it can only name components installed at the site.
@@ -115,6 +119,8 @@ def apply_workbench_files(kit: Path, kind: str, settings: FederationSettings, st
     resources[ALLOW_LIST_KEY] = allowed_classes(kind)
     resources["class_list_enforcement_mode"] = "enforce"
     resources["app_validator"] = {"path": APP_VALIDATOR, "args": {"kind": kind}}
+    resources["components"] = [c for c in resources.get("components", []) if c.get("path") not in LOG_STREAMING]
+    resources["allow_log_streaming"] = False
     if kind == "server":
         storage = storage or kit / "storage"
         server = resources["servers"][0]

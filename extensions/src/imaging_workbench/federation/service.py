@@ -73,6 +73,10 @@ class Follower:
         self._wake.set()
         self._thread.join(timeout)
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self):
         while not self._stop.is_set():
             remaining = 0
@@ -284,9 +288,25 @@ def main(argv=None) -> int:
     try:
         asyncio.run(_serve(app, host, port, prefix))
     finally:
-        follower.stop()
-        manager.flare.close()
+        _shut_down(follower, manager)
     return 0
+
+
+def _shut_down(follower: Follower, manager: JobManager, grace: float = 0.5) -> None:
+    """Stop following and close the FLARE session, without waiting on a FLARE server that is down.
+
+    A follower inside a call to such a server holds the session for as long as FLARE retries
+    (a minute), and FLARE's session threads are not daemons, so an unclosed session keeps the
+    process alive: after `grace` seconds the process ends anyway (unfinished jobs are resumed
+    from the catalog at the next start).
+    """
+    follower.stop(timeout=grace)
+    closed = manager.flare.close(wait=0 if follower.running else grace)
+    stuck = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if not closed or stuck:
+        log.warning("FLARE session not closed within %.0f s (threads %s); exiting anyway", grace, stuck)
+        logging.shutdown()
+        os._exit(0)
 
 
 async def _serve(app, host: str, port: int, prefix: str) -> None:

@@ -6,6 +6,8 @@ Run by the hub as a managed service; it talks to the hub REST API with its own t
 import argparse
 import logging
 import os
+import signal
+import sys
 import time
 from urllib.parse import quote
 
@@ -84,6 +86,10 @@ def main(argv=None) -> None:
     parser.add_argument("--interval", type=float, default=15.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[workbench-access %(asctime)s] %(message)s")
+    # The hub stops services with SIGINT, then SIGTERM after 10 s: exit at once on either, also
+    # when SIGINT was passed down ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: sys.exit(0))
     hub = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
     stopping: set = set()
     log.info("Enforcing grants every %s s", args.interval)

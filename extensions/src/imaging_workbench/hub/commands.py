@@ -1,4 +1,4 @@
-"""CLI: the sandbox network and the demo logins."""
+"""CLI: the sandbox network, the demo logins, and `down` (stop everything `make up` started)."""
 
 import json
 import os
@@ -62,8 +62,23 @@ def _demo_users(ctx, args):
         print(f"  {name:<8} {password:<18} {role:<5} datasets: {', '.join(held[name]) or 'none'}")
 
 
+def _down(ctx, args):
+    from ..stack import down, stop_hub
+
+    stopped = stop_hub(ctx.site) if args.hub_only else down(ctx.site)
+    for line in stopped:
+        print(f"stopped {line}")
+    print("nothing was running" if not stopped else f"stopped {len(stopped)} in all")
+    print(f"kept: the catalog, the demo data, home volumes and the FLARE kits under {ctx.site['state_dir']}")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("sandbox-network", help="create the sandbox network and its firewall (root)")
     p.set_defaults(handler=_sandbox_network)
     p = subparsers.add_parser("demo-users", help="create the demo logins and grant them the demo datasets")
     p.set_defaults(handler=_demo_users)
+    p = subparsers.add_parser("down", help="stop the hub with its proxy and services, the sandboxes and the "
+                                           "FLARE sites; keeps all data")
+    p.add_argument("--hub-only", action="store_true",
+                   help="stop only the hub and what it started (proxy, services); sandboxes and sites stay")
+    p.set_defaults(handler=_down)

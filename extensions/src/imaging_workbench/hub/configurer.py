@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..site import catalog_url
+from ..stack import HUB_PID_FILE, STACK_ENV, STACK_LABEL, stack_id
 from .network import gateway
 
 SERVICE_ACCESS = "workbench-access"
@@ -29,6 +30,7 @@ def update_hub(c, site: dict) -> None:
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(state / HUB_PID_FILE)  # how `workbench down` finds the hub
     c.JupyterHub.cleanup_servers = True
     c.JupyterHub.allow_named_servers = False
 
@@ -58,6 +60,7 @@ def update_spawner(c, site: dict, federation_url: str = "") -> None:
     s.notebook_dir = "/"  # /data and the home folder both visible in the file browser
     s.default_url = "/lab/tree/home/jovyan"
     s.prefix = "workbench"
+    s.extra_create_kwargs = {"labels": {STACK_LABEL: stack_id(site)}}  # how `workbench down` finds them
     s.federation_url = federation_url
     # What a sandbox's own token may do: its user's activity and server, and call our services.
     s.server_token_scopes = ["users:activity!user", "access:servers!user", "read:users:name!user",
@@ -67,7 +70,7 @@ def update_spawner(c, site: dict, federation_url: str = "") -> None:
 def update_services(c, site: dict, extra_services: list[dict] = ()) -> None:
     url = catalog_url(site)
     box = site["sandbox"]
-    c.JupyterHub.services = [
+    services = [
         {"name": SERVICE_ACCESS,
          "command": [sys.executable, "-m", "imaging_workbench.hub.access_service",
                      "--catalog-url", url, "--interval", str(box["revocation_interval"])]},
@@ -75,6 +78,11 @@ def update_services(c, site: dict, extra_services: list[dict] = ()) -> None:
          "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={box['idle_timeout']}"]},
         *extra_services,
     ]
+    # Managed services get a fresh environment: the stack's mark lets `workbench down` find one
+    # that outlived a hub killed hard.
+    c.JupyterHub.services = [
+        {**svc, "environment": {**svc.get("environment", {}), STACK_ENV: stack_id(site)}} if "command" in svc else svc
+        for svc in services]
     c.JupyterHub.load_roles = [
         {"name": "workbench-access", "services": [SERVICE_ACCESS],
          "scopes": ["read:users", "read:servers", "admin:servers"]},

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The last stage of `make up`: run the hub in the foreground at the site file's address.
+# Ctrl-C or SIGTERM stops the hub, its proxy and its services within seconds; sandboxes stop with
+# it when the hub's cleanup_servers is on (the default); the FLARE sites keep running until
+# `make down`, as real sites would.
+source "$(dirname "$0")/lib.sh"
+export PATH="$WORKBENCH_VENV/bin:$PATH"
+export WORKBENCH_SITE="${WORKBENCH_SITE:-$REPO_ROOT/hub_config/workbench.yaml}"
+read -r state_dir port stack < <(python -c 'from imaging_workbench.site import load_site
+from imaging_workbench.stack import stack_id
+s = load_site(); print(s["state_dir"], s["hub"]["port"], stack_id(s))')
+# The stack's mark, inherited by the hub and its proxy (see imaging_workbench/stack.py).
+export WORKBENCH_STACK="$stack"
+log "JupyterHub starting at http://127.0.0.1:$port (Ctrl-C stops it; 'make down' stops everything)"
+cd "$state_dir"
+# Job control: the hub gets a process group of its own, so Ctrl-C reaches this script, which
+# passes one SIGINT to the hub; the hub then stops its services and proxy itself. It stops each
+# service with SIGINT first and waits 10 s before SIGTERM, so SIGINT must not reach it ignored
+# (as it does when this script runs in the background): `env --default-signal` restores it.
+set -m
+env --default-signal=INT,QUIT jupyterhub -f "$REPO_ROOT/hub_config/jupyterhub_config.py" &
+hub=$!
+trap 'kill -INT $hub 2>/dev/null' INT TERM
+while kill -0 $hub 2>/dev/null; do wait $hub || true; done
+# A hub stopped while it was still starting leaves its services running: stop what is left.
+env -u WORKBENCH_STACK workbench down --hub-only >/dev/null || true
