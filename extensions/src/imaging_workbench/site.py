@@ -19,7 +19,15 @@ SITE_ENV = "WORKBENCH_SITE"
 DEFAULTS: dict = {
     "state_dir": "/var/lib/workbench/state",
     "database_url": None,  # None: SQLite file in state_dir
-    "admins": ["admin"],
+    # Who may do what beyond researching (see hub/roles.py); every account is a researcher.
+    "roles": {
+        "operators": ["admin"],  # users, servers' lifecycle, services; never inside a sandbox
+        "stewards": {},          # dataset id (or "*" for all) -> names: grants, reviews, audit
+        "output_checkers": [],   # airlock reviews
+        "clinicians": [],        # open shared dashboards
+    },
+    # HMAC key of the audit trail, kept apart from the database (default: <state_dir>/audit.key).
+    "audit_key_file": None,
     "hub": {
         "ip": "127.0.0.1",
         "port": 8000,
@@ -51,7 +59,7 @@ DEFAULTS: dict = {
 
 _TYPES = {
     "state_dir": str,
-    "admins": list,
+    "roles": dict,
     "hub": dict,
     "sandbox": dict,
     "demo": dict,

@@ -35,7 +35,7 @@ def test_partial_section_is_merged(tmp_path):
     ("- a\n- b\n", "must hold a mapping"),
     ("colour: blue\n", "'colour' is not a site setting"),
     ("hub:\n  port: eighty\n", "'hub.port' must be a positive integer"),
-    ("admins: admin\n", "'admins' must be a list"),
+    ("roles: admin\n", "'roles' must be a dict"),
     ("sandbox:\n  subnet: 300.1.1.0/24\n", "'sandbox.subnet' must be a network"),
     ("sandbox:\n  default_profile: huge\n", "'sandbox.default_profile' names no profile"),
     ("sandbox:\n  profiles:\n    tiny: {cpu: 1, memory: lots}\n    standard: {cpu: 1, memory: 1G}\n",

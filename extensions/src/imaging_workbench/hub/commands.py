@@ -32,12 +32,12 @@ def ensure_demo_users(ctx) -> dict[str, str]:
     logins = json.loads(logins_file.read_text()) if logins_file.exists() else {}
     demo = ctx.site["demo"]
     with ctx.session() as s:
-        for name in [*ctx.site["admins"], *demo["users"]]:
+        for name in [*ctx.site["roles"]["operators"], *demo["users"]]:
             account = s.get(accounts.Account, name)
             if account is None or name not in logins:
                 logins[name] = accounts.generate_password()
                 if account is None:
-                    accounts.add_account(s, ctx.actor, name, logins[name], is_admin=name in ctx.site["admins"])
+                    accounts.add_account(s, ctx.actor, name, logins[name], is_admin=name in ctx.site["roles"]["operators"])
                 else:
                     accounts.set_password(s, ctx.actor, name, logins[name])
         registered = [d.id for d in datasets.list_datasets(s)]
@@ -58,7 +58,7 @@ def _demo_users(ctx, args):
         held = {name: grants.approved_dataset_ids(s, name) for name in logins}
     print(f"demo logins (also in {ctx.state_dir / 'demo-logins.json'}):")
     for name, password in logins.items():
-        role = "admin" if name in ctx.site["admins"] else "user"
+        role = "admin" if name in ctx.site["roles"]["operators"] else "user"
         print(f"  {name:<8} {password:<18} {role:<5} datasets: {', '.join(held[name]) or 'none'}")
 
 

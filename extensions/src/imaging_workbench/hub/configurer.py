@@ -36,7 +36,7 @@ def update_hub(c, site: dict) -> None:
 
 
 def update_auth(c, site: dict) -> None:
-    c.Authenticator.admin_users = set(site["admins"])
+    c.Authenticator.admin_users = set(site["roles"]["operators"])
     if site["hub"]["authenticator"] == "workbench":
         c.JupyterHub.authenticator_class = "workbench"
         c.WorkbenchAuthenticator.catalog_url = catalog_url(site)
