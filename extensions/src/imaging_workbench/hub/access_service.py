@@ -1,5 +1,9 @@
 """workbench-access: a hub service that stops running sandboxes whose mounted datasets are no
-longer granted (revoked or expired), within two of its polling intervals, and audits it.
+longer granted (revoked or expired), within two of its polling intervals, and audits why.
+
+Every start of a server is its own mount record, so any number of revocations or expiries for the
+same user (whose container names repeat) are each enforced; a stop the hub did not carry out is
+asked for again.
 
 Run by the hub as a managed service; it talks to the hub REST API with its own token."""
 
@@ -15,22 +19,21 @@ import requests
 from sqlalchemy import select
 
 from ..catalog import audit
-from ..catalog.grants import live_grants
 from ..catalog.models import ServerMount
 from ..clock import utcnow
 from .catalog_link import catalog_session
+from .mount_plan import lost_datasets
 
 log = logging.getLogger("workbench-access")
+# A stop asked for is asked again if the server still runs this many seconds later.
+RETRY_STOP_AFTER = 30
 
 
-def stale_mounts(session) -> list[tuple[ServerMount, list[str]]]:
-    """Open mounts holding datasets the user no longer has a live grant for, with those datasets."""
-    live = {}
-    for grant in live_grants(session):
-        live.setdefault(grant.user, set()).add(grant.dataset_id)
+def stale_mounts(session) -> list[tuple[ServerMount, dict[str, str]]]:
+    """Open mounts holding datasets the user no longer holds now, with each such dataset and why."""
     stale = []
     for mount in session.scalars(select(ServerMount).where(ServerMount.stopped_at.is_(None))):
-        lost = sorted(set(mount.datasets) - live.get(mount.user, set()))
+        lost = lost_datasets(session, mount.user, mount.datasets)
         if lost:
             stale.append((mount, lost))
     return stale
@@ -56,12 +59,19 @@ class HubAPI:
             r.raise_for_status()
 
 
-def enforce_once(catalog_url: str, hub: HubAPI, stopping: set) -> int:
-    """One pass: stop every server that mounts a dataset no longer granted. Returns servers stopped."""
+def enforce_once(catalog_url: str, hub: HubAPI, stopping: dict[int, float]) -> int:
+    """One pass: stop every server that mounts a dataset no longer granted. Returns servers stopped.
+
+    `stopping` maps the mount records whose stop was asked for to when; entries of mounts that
+    have closed are dropped, so the map never outgrows the servers running now.
+    """
     stopped = 0
+    now = time.monotonic()
     with catalog_session(catalog_url) as session:
-        for mount, lost in stale_mounts(session):
-            key = (mount.user, mount.server_name, mount.container)
+        stale = stale_mounts(session)
+        for mount_id in set(stopping) - {mount.id for mount, _ in stale}:
+            del stopping[mount_id]
+        for mount, lost in stale:
             running = hub.running_servers(mount.user)
             if running is None or mount.server_name not in running:
                 # The server is gone without its stop being recorded (hub crash, manual removal).
@@ -69,13 +79,16 @@ def enforce_once(catalog_url: str, hub: HubAPI, stopping: set) -> int:
                 audit.record(session, "workbench-access", "server.gone", f"{mount.user}/{mount.server_name}",
                              container=mount.container, datasets=mount.datasets)
                 continue
-            if key in stopping:
+            if mount.id in stopping and now - stopping[mount.id] < RETRY_STOP_AFTER:
                 continue
-            log.warning("Stopping %s/%s: grants ended for %s", mount.user, mount.server_name, ", ".join(lost))
+            reasons = sorted(set(lost.values()))
+            log.warning("Stopping %s/%s: access %s for %s", mount.user, mount.server_name, " and ".join(reasons),
+                        ", ".join(lost))
             hub.stop_server(mount.user, mount.server_name)
             audit.record(session, "workbench-access", "server.revoked", f"{mount.user}/{mount.server_name}",
-                         container=mount.container, datasets_no_longer_granted=lost)
-            stopping.add(key)
+                         container=mount.container, datasets_no_longer_granted=sorted(lost), reasons=lost,
+                         retry=mount.id in stopping)
+            stopping[mount.id] = now
             stopped += 1
     return stopped
 
@@ -91,7 +104,7 @@ def main(argv=None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sys.exit(0))
     hub = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
-    stopping: set = set()
+    stopping: dict[int, float] = {}
     log.info("Enforcing grants every %s s", args.interval)
     while True:
         try:

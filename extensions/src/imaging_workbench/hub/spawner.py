@@ -1,7 +1,6 @@
 """WorkbenchSpawner: DockerSpawner that mounts exactly the user's approved datasets, read-only,
 into a locked-down container, and audits every start and stop."""
 
-import os
 from pathlib import Path
 
 from dockerspawner import DockerSpawner
@@ -9,39 +8,32 @@ from sqlalchemy import select
 from traitlets import Dict, Integer, Unicode, default
 
 from ..catalog import audit
-from ..catalog.datasets import check_folder
-from ..catalog.grants import live_grants
 from ..catalog.models import ServerMount
 from ..clock import utcnow
 from ..errors import WorkbenchError
 from . import profiles as profile_rules
 from .catalog_link import in_catalog
-
-DATA_ROOT = "/data"
-HOME = "/home/jovyan"
+from .mount_plan import DATA_ROOT, lost_datasets, plan_server
 
 
 def host_has_gpus() -> bool:
     return Path("/dev/nvidia0").exists() or Path("/dev/nvidiactl").exists()
 
 
-def _approved_mounts(session, user: str) -> dict[str, str]:
-    """dataset id -> host folder, for the user's live grants; a missing folder stops the spawn."""
-    mounts = {}
-    for grant in live_grants(session, user):
-        try:
-            mounts[grant.dataset_id] = str(check_folder(grant.dataset.host_path))
-        except WorkbenchError as e:
-            raise WorkbenchError(f"your approved dataset '{grant.dataset_id}' cannot be mounted: {e.message}",
-                                 "tell the data steward; the server starts once the folder is back") from None
-    return mounts
-
-
-def _record_start(session, user, server_name, container, mounts, profile):
+def _plan_and_open_mount(session, user, server_name, container, profile_name, profile, home_volume):
+    """The server's plan, with its mounts recorded before the container exists: a revocation that
+    lands while the container starts then finds them (and the spawn re-checks them after)."""
+    plan = plan_server(session, user, server_name, "named" if server_name else "default", profile=profile,
+                       home_volume=home_volume)
     session.add(ServerMount(user=user, server_name=server_name, container=container,
-                            datasets=sorted(mounts), started_at=utcnow()))
+                            datasets=sorted(plan.datasets), started_at=utcnow()))
     audit.record(session, "hub", "server.start", f"{user}/{server_name}", container=container,
-                 datasets=sorted(mounts), profile=profile)
+                 datasets=sorted(plan.datasets), profile=profile_name)
+    return plan
+
+
+def _lost_since_start(session, user, datasets) -> dict[str, str]:
+    return lost_datasets(session, user, datasets)
 
 
 def _record_stop(session, user, server_name, container):
@@ -67,7 +59,7 @@ class WorkbenchSpawner(DockerSpawner):
     home_volume = Unicode("workbench-home-{username}", help="Docker volume holding the user's home.").tag(config=True)
     federation_url = Unicode("", help="URL sandboxes use for the federation service.").tag(config=True)
 
-    _mounts: dict = {}  # dataset id -> host folder of the current start
+    _mounts: dict = {}  # dataset id -> host folder of the current start (from its mount plan)
 
     @default("remove")
     def _remove(self):  # a fresh container each start, so mounts follow the grants of that moment
@@ -124,20 +116,28 @@ class WorkbenchSpawner(DockerSpawner):
             profile_name = self.profile_name
         except ValueError as e:
             raise self._user_error(str(e)) from None
-        limits = profile_rules.limits(self.profiles[profile_name])
-        self.mem_limit, self.cpu_limit = limits["mem_limit"], limits["cpu_limit"]
         try:
-            self._mounts = await in_catalog(self.catalog_url, _approved_mounts, self.user.name)
+            plan = await in_catalog(self.catalog_url, _plan_and_open_mount, self.user.name, self.name,
+                                    self.container_name, profile_name, self.profiles[profile_name],
+                                    self.home_volume)
         except WorkbenchError as e:
             raise self._user_error(str(e)) from None
-        self.volumes = {self.home_volume: HOME,
-                        **{path: {"bind": f"{DATA_ROOT}/{ds}", "mode": "ro"} for ds, path in self._mounts.items()}}
-        self.extra_host_config = self._sandbox_host_config(limits["gpus"])
+        self._mounts = plan.datasets
+        self.mem_limit, self.cpu_limit = plan.limits["mem_limit"], plan.limits["cpu_limit"]
+        self.volumes = plan.docker_volumes()
+        self.extra_host_config = self._sandbox_host_config(plan.limits["gpus"])
         self.log.info("Starting %s for %s with datasets %s (profile %s)", self.container_name, self.user.name,
                       sorted(self._mounts) or "none", profile_name)
-        result = await super().start()
-        await in_catalog(self.catalog_url, _record_start, self.user.name, self.name, self.container_name,
-                         self._mounts, profile_name)
+        try:
+            result = await super().start()
+        except Exception:
+            await in_catalog(self.catalog_url, _record_stop, self.user.name, self.name, self.container_name)
+            raise
+        lost = await in_catalog(self.catalog_url, _lost_since_start, self.user.name, sorted(self._mounts))
+        if lost:  # access ended while the container started: it must not run with the dataset
+            await self.stop(now=True)
+            raise self._user_error(f"access to {', '.join(lost)} ended while your server was starting; "
+                                   "start it again to get the datasets you hold now")
         return result
 
     async def stop(self, now=False):

@@ -1,0 +1,95 @@
+"""What a server gets: the one place that decides, for a user and a server, which datasets it
+mounts (read-only, at /data/<id>), its home volume and its resource limits. (What it may reach
+on the network is the sandbox network's firewall, the same for every server.)
+
+The docker spawner turns a plan into binds and container settings; revocation compares a running
+server's mounts with the plan of this moment; a Kubernetes spawner would turn the same plan into
+volumes and network policies.
+"""
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..catalog.datasets import check_folder
+from ..catalog.grants import live_grants
+from ..catalog.models import Grant
+from ..errors import WorkbenchError
+from . import profiles as profile_rules
+
+DATA_ROOT = "/data"
+HOME = "/home/jovyan"
+# Server kinds: a user's own servers (default, named), later a dashboard that serves only Voila
+# on the datasets it was published with, a training session's server, and batch runs.
+KINDS = ("default", "named", "dashboard", "session", "batch")
+
+
+@dataclass(frozen=True)
+class MountPlan:
+    """Everything a server of `user` gets; `datasets` maps dataset id -> host folder."""
+
+    user: str
+    server_name: str
+    kind: str
+    datasets: dict[str, str]
+    home_volume: str
+    limits: dict
+    read_only_paths: dict[str, str] = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "read_only_paths",
+                           {f"{DATA_ROOT}/{ds}": path for ds, path in sorted(self.datasets.items())})
+
+    def docker_volumes(self) -> dict:
+        """DockerSpawner `volumes`: the home volume, then each dataset read-only."""
+        return {self.home_volume: HOME,
+                **{path: {"bind": target, "mode": "ro"} for target, path in self.read_only_paths.items()}}
+
+
+def granted_datasets(session: Session, user: str, only: list[str] | None = None) -> dict[str, str]:
+    """dataset id -> host folder for `user`'s live grants (restricted to `only` when given).
+
+    Raises:
+        WorkbenchError: a granted dataset's folder is missing or unreadable (the spawn stops).
+    """
+    mounts = {}
+    for grant in live_grants(session, user):
+        if only is not None and grant.dataset_id not in only:
+            continue
+        try:
+            mounts[grant.dataset_id] = str(check_folder(grant.dataset.host_path))
+        except WorkbenchError as e:
+            raise WorkbenchError(f"your approved dataset '{grant.dataset_id}' cannot be mounted: {e.message}",
+                                 "tell the data steward; the server starts once the folder is back") from None
+    return mounts
+
+
+def plan_server(session: Session, user: str, server_name: str = "", kind: str = "default", *,
+                profile: dict, home_volume: str, only: list[str] | None = None) -> MountPlan:
+    """The plan for one server of `user` now.
+
+    Args:
+        profile: the chosen resource profile ({cpu, memory, gpus}).
+        home_volume: the user's home volume name.
+        only: for dashboards and sessions, the datasets the server is for (a subset of the grants).
+
+    Raises:
+        ValueError: unknown `kind`.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"server kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return MountPlan(user=user, server_name=server_name, kind=kind, datasets=granted_datasets(session, user, only),
+                     home_volume=home_volume, limits=profile_rules.limits(profile))
+
+
+def lost_datasets(session: Session, user: str, mounted: list[str]) -> dict[str, str]:
+    """Of the datasets a running server of `user` mounts, those no longer granted now, each with
+    why ("revoked" or "expired")."""
+    live = {g.dataset_id for g in live_grants(session, user)}
+    lost = {}
+    for dataset_id in sorted(set(mounted) - live):
+        latest = session.scalars(select(Grant).where(Grant.user == user, Grant.dataset_id == dataset_id)
+                                 .order_by(Grant.granted_at.desc()).limit(1)).first()
+        lost[dataset_id] = "revoked" if latest is None or latest.revoked_at is not None else "expired"
+    return lost
