@@ -37,7 +37,9 @@ tier notebooks tests/notebooks
 if ! stage leak-check python -m tests.leaks --run-id "$WORKBENCH_TEST_RUN" --tmp "$run_tmp" --since "$run_since"; then
   failed+=("leak-check")
 fi
-[ -n "${WORKBENCH_KEEP_TEST_TMP:-}" ] && log "test folders kept in $run_tmp" || rm -rf "$run_tmp"
+# The run's folders (logs of hubs, services, FLARE sites) stay when something failed, to read.
+if [ ${#failed[@]} -gt 0 ] || [ -n "${WORKBENCH_KEEP_TEST_TMP:-}" ]; then log "test folders kept in $run_tmp"
+else rm -rf "$run_tmp"; fi
 
 log "all stages done in $((SECONDS - run_start)) s"
 if [ ${#failed[@]} -gt 0 ]; then
