@@ -1,21 +1,22 @@
-"""The site file: one YAML document that describes a deployment.
+"""The deployment settings: one YAML file (hub_config/workbench.yaml) that describes a deployment.
 
-Everything has a default, so an empty file (or none) gives the embedded demo
-deployment. `load_site` merges the file over the defaults and validates the
-result, naming the key that is wrong and what it should be.
+Everything has a default, so an empty file (or none) gives the embedded demo deployment.
+`load_site` merges the file over DEFAULTS and checks the result against the schema in
+settings_schema.py plus the few checks across keys, reporting every problem at once with the
+key's path and its line in the file.
 """
 
 import copy
-import ipaddress
 import os
 from pathlib import Path
 
 import yaml
 
 from .errors import WorkbenchError
+from .federation.settings import federation_problems
+from .settings_schema import Problem, schema_problems
 
 SITE_ENV = "WORKBENCH_SITE"
-
 DEFAULTS: dict = {
     "state_dir": "/var/lib/workbench/state",
     "database_url": None,  # None: SQLite file in state_dir
@@ -57,19 +58,6 @@ DEFAULTS: dict = {
     "federation": {},
 }
 
-_TYPES = {
-    "state_dir": str,
-    "roles": dict,
-    "hub": dict,
-    "sandbox": dict,
-    "demo": dict,
-    "federation": dict,
-}
-_INT_KEYS = {
-    "hub": ["port", "api_port", "proxy_api_port", "service_port"],
-    "sandbox": ["pids_limit", "idle_timeout", "revocation_interval", "start_timeout"],
-}
-
 
 def _merge(base: dict, override: dict) -> dict:
     merged = copy.deepcopy(base)
@@ -79,11 +67,6 @@ def _merge(base: dict, override: dict) -> dict:
         else:
             merged[key] = value
     return merged
-
-
-def _bad(path: Path | None, key: str, problem: str) -> WorkbenchError:
-    where = f"site file {path}" if path else "site settings"
-    return WorkbenchError(f"{where}: '{key}' {problem}", f"fix '{key}' in {path or 'the site file'}")
 
 
 def parse_memory(value: str) -> int:
@@ -98,43 +81,108 @@ def parse_memory(value: str) -> int:
         raise ValueError(f"'{value}' is not a memory size such as 512M or 4G") from None
 
 
+def _profile_problems(site: dict) -> list[Problem]:
+    box = site["sandbox"]
+    if box["default_profile"] in box["profiles"]:
+        return []
+    return [Problem(("sandbox", "default_profile"),
+                    f"names no profile: {box['default_profile']!r} (known: {', '.join(box['profiles'])})",
+                    "set {key} to one of sandbox.profiles, or add that profile, in {file}")]
+
+
+def _demo_problems(site: dict) -> list[Problem]:
+    known = [*site["roles"]["operators"], *site["demo"]["users"]]
+    return [Problem(("demo", "grants", user), f"is not a demo user or operator (known: {', '.join(known)})",
+                    "add the name to demo.users, or correct {key}, in {file}")
+            for user in site["demo"]["grants"] if user not in known]
+
+
+# Checks across keys, each with the key paths it reads: it runs only when the schema found
+# nothing wrong at, above or under those paths, so it may index them freely.
+CROSS_CHECKS = [
+    ([("sandbox", "default_profile"), ("sandbox", "profiles")], _profile_problems),
+    ([("roles", "operators"), ("demo", "users"), ("demo", "grants")], _demo_problems),
+    ([("state_dir",), ("hub", "service_port"), ("federation",)], federation_problems),
+]
+
+
+def site_problems(site: dict) -> list[Problem]:
+    """Everything wrong with deployment settings already merged over DEFAULTS."""
+    problems = schema_problems(site)
+    broken = [p.path for p in problems]
+    for reads, check in CROSS_CHECKS:
+        if not any(bad[:len(read)] == read[:len(bad)] for bad in broken for read in reads):
+            problems += [Problem(*p) for p in check(site)]
+    return problems
+
+
 def validate_site(site: dict, path: Path | None = None) -> dict:
-    """Check types and values; return the site unchanged or raise WorkbenchError."""
-    unknown = set(site) - set(DEFAULTS)
-    if unknown:
-        raise _bad(path, sorted(unknown)[0], f"is not a site setting (known: {', '.join(sorted(DEFAULTS))})")
-    for key, kind in _TYPES.items():
-        if not isinstance(site[key], kind):
-            raise _bad(path, key, f"must be a {kind.__name__}, not {type(site[key]).__name__}")
-    if site["database_url"] is not None and not isinstance(site["database_url"], str):
-        raise _bad(path, "database_url", "must be a SQLAlchemy URL string such as postgresql+psycopg://user@host/db")
-    for section, keys in _INT_KEYS.items():
-        for key in keys:
-            value = site[section][key]
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise _bad(path, f"{section}.{key}", f"must be a positive integer, not {value!r}")
-    try:
-        ipaddress.ip_network(site["sandbox"]["subnet"])
-    except ValueError:
-        raise _bad(path, "sandbox.subnet", f"must be a network such as 172.29.248.0/24, not {site['sandbox']['subnet']!r}")
-    profiles = site["sandbox"]["profiles"]
-    if not isinstance(profiles, dict) or not profiles:
-        raise _bad(path, "sandbox.profiles", "must map profile names to {cpu, memory}")
-    for name, profile in profiles.items():
-        if not isinstance(profile, dict):
-            raise _bad(path, f"sandbox.profiles.{name}", "must be a mapping with cpu and memory")
-        try:
-            parse_memory(profile.get("memory", ""))
-            float(profile.get("cpu"))
-        except (TypeError, ValueError) as e:
-            raise _bad(path, f"sandbox.profiles.{name}", f"needs cpu (a number) and memory (e.g. 4G): {e}")
-    if site["sandbox"]["default_profile"] not in profiles:
-        raise _bad(path, "sandbox.default_profile", f"names no profile (known: {', '.join(profiles)})")
+    """Return deployment settings merged over DEFAULTS unchanged, or raise naming every problem.
+
+    `path` is only named in the message; `load_site` also gives each problem its line."""
+    report(site_problems(site), path)
     return site
 
 
+def report(problems: list[Problem], path: Path | None = None, lines: dict | None = None) -> None:
+    """Raise one WorkbenchError listing every problem, in file order, with its line when known."""
+    if not problems:
+        return
+    rows = sorted({(_line(lines or {}, p.path), key_name(p.path), p.text, p.hint) for p in problems},
+                  key=lambda row: (row[0] is None, row[0] or 0, row[1]))
+    where = f"deployment settings file {path}" if path else "deployment settings"
+    file = str(path) if path else "the deployment settings"
+    said = [(f"line {line}: " if line else "") + f"'{key}' {text}" for line, key, text, _ in rows]
+    if len(rows) == 1:
+        line, key, _, hint = rows[0]
+        raise WorkbenchError(f"{where}{', ' if line else ': '}{said[0]}",
+                             hint.replace("{key}", f"'{key}'").replace("{file}", file))
+    raise WorkbenchError(f"{where} has {len(rows)} problems:\n  " + "\n  ".join(said),
+                         f"fix each key named in {file}; settings_schema.py documents every setting")
+
+
+def key_name(path: tuple) -> str:
+    """('sandbox', 'profiles', 'gpu') -> 'sandbox.profiles.gpu'; list items as federation.sites[0]."""
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}" if name else str(part)
+    return name
+
+
+def _line(lines: dict, path: tuple) -> int | None:
+    """The line of the key at `path`, or of its nearest ancestor in the file (a default has none)."""
+    path = tuple(map(str, path))
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path) if path else None
+
+
+def key_lines(node, path: tuple = (), lines: dict | None = None, twice: list | None = None):
+    """Map each key path (as strings) of a composed YAML document to its 1-based line.
+
+    Returns (lines, problems): a key written twice in one mapping is a problem, since YAML
+    readers silently keep the last one."""
+    lines = {} if lines is None else lines
+    twice = [] if twice is None else twice
+    if isinstance(node, yaml.MappingNode):
+        children = [(str(key.value), key, value) for key, value in node.value if key.value != "<<"]
+    elif isinstance(node, yaml.SequenceNode):
+        children = [(str(i), item, item) for i, item in enumerate(node.value)]
+    else:
+        children = []
+    for name, mark_node, value in children:
+        here, line = path + (name,), mark_node.start_mark.line + 1
+        if here in lines:
+            twice.append(Problem(here, f"is set twice (lines {lines[here]} and {line}); the last would count",
+                                 "remove one of the two {key} lines in {file}"))
+            continue
+        lines[here] = line
+        key_lines(value, here, lines, twice)
+    return lines, twice
+
+
 def site_path(explicit: str | os.PathLike | None = None) -> Path | None:
-    """The site file to read: the argument, $WORKBENCH_SITE, or ./hub_config/workbench.yaml."""
+    """The deployment settings file: the argument, $WORKBENCH_SITE, or ./hub_config/workbench.yaml."""
     if explicit:
         return Path(explicit)
     if os.environ.get(SITE_ENV):
@@ -143,23 +191,39 @@ def site_path(explicit: str | os.PathLike | None = None) -> Path | None:
     return local if local.is_file() else None
 
 
+def read_settings_file(path: Path) -> tuple[dict, dict, list[Problem]]:
+    """The file's settings, the line of each key path, and the keys it sets twice."""
+    if not path.is_file():
+        raise WorkbenchError(f"deployment settings file {path} does not exist", f"create it or point {SITE_ENV} at one")
+    loader = yaml.SafeLoader(path.read_text())
+    try:
+        node = loader.get_single_node()
+        lines, twice = key_lines(node)  # before construction, which flattens `<<` merge keys
+        data = loader.construct_document(node) if node is not None else {}
+    except yaml.YAMLError as e:
+        raise WorkbenchError(f"deployment settings file {path} is not valid YAML: {e}",
+                             "fix the syntax at the line named") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, dict):
+        raise WorkbenchError(f"deployment settings file {path} must hold a mapping of settings, "
+                             f"not {type(data).__name__}", "see hub_config/workbench.yaml for the layout")
+    return data, lines, twice
+
+
 def load_site(path: str | os.PathLike | None = None) -> dict:
-    """Read the site file (if any), merge it over DEFAULTS and validate."""
+    """Read the deployment settings file (if any), merge it over DEFAULTS and validate.
+
+    Raises:
+        WorkbenchError: naming every problem, each with its key path and line.
+    """
     path = site_path(path)
-    data = {}
-    if path is not None:
-        if not path.is_file():
-            raise WorkbenchError(f"site file {path} does not exist", f"create it or point {SITE_ENV} at one")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise WorkbenchError(f"site file {path} is not valid YAML: {e}", "fix the syntax at the line named") from None
-        if not isinstance(data, dict):
-            raise WorkbenchError(f"site file {path} must hold a mapping of settings, not {type(data).__name__}",
-                                 "see hub_config/workbench.yaml for the layout")
-    return validate_site(_merge(DEFAULTS, data), path)
+    data, lines, twice = read_settings_file(path) if path is not None else ({}, {}, [])
+    site = _merge(DEFAULTS, data)
+    report(twice + site_problems(site), path, lines)
+    return site
 
 
 def catalog_url(site: dict) -> str:
-    """The database URL: the site's, or a SQLite file under the state directory."""
+    """The catalog's database URL: database_url, or a SQLite file under state_dir."""
     return site["database_url"] or f"sqlite:///{Path(site['state_dir']) / 'workbench.sqlite'}"

@@ -1,10 +1,16 @@
 """Federation settings and the approved-algorithm registry: defaults, and errors that name the field."""
 
+from dataclasses import fields
+from pathlib import Path
+
 import pytest
+import yaml
 
 from imaging_workbench.errors import WorkbenchError
 from imaging_workbench.federation.registry import ALGORITHMS, get_algorithm, param_errors, validate_params
-from imaging_workbench.federation.settings import federation_settings
+from imaging_workbench.federation.settings import FederationSettings, federation_settings
+from imaging_workbench.settings_schema import SCHEMA
+from imaging_workbench.site import validate_site
 
 
 def test_defaults_put_everything_on_loopback_under_the_state_dir(site):
@@ -15,14 +21,40 @@ def test_defaults_put_everything_on_loopback_under_the_state_dir(site):
     assert settings.min_count == 10 and settings.service_port == site["hub"]["service_port"]
 
 
-@pytest.mark.parametrize("section, key", [
-    ({"min_count": 0}, "min_count"), ({"noise": 2}, "noise"), ({"host": "localhost"}, "host"),
-    ({"sites": ["Site 1"]}, "sites"), ({"colour": 1}, "colour"), ({"fl_port": 70000}, "fl_port"),
+@pytest.mark.parametrize("section, key, problem", [
+    ({"min_count": 0}, "min_count", "must be a positive integer, not 0"),
+    ({"noise": 2}, "noise", "must be a fraction"),
+    ({"host": "localhost"}, "host", "must be an IP address such as 127.0.0.1, not 'localhost'"),
+    ({"sites": ["Site 1"]}, "sites[0]", "must be a site name"),
+    ({"sites": ["site-1", "site-1"]}, "sites", "must be a non-empty list of distinct site names"),
+    ({"colour": 1}, "colour", "is not a setting (known here: workdir, host,"),
+    ({"fl_port": 70000}, "fl_port", "must be a port number from 1 to 65535, not 70000"),
+    ({"admin_port": 8102}, "admin_port", "is 8102, the same port as 'federation.fl_port'"),
+    ({"project": ""}, "project", "must be a non-empty string"),
 ])
-def test_bad_federation_settings_name_the_key(site, section, key):
+def test_bad_federation_settings_name_the_key(site, section, key, problem):
     with pytest.raises(WorkbenchError) as e:
-        federation_settings({**site, "federation": section})
-    assert f"federation.{key}" in e.value.message
+        validate_site({**site, "federation": section})
+    assert f"'federation.{key}' {problem}" in e.value.message
+
+
+def test_every_federation_setting_is_in_the_schema():
+    assert set(SCHEMA["properties"]["federation"]["properties"]) == {f.name for f in fields(FederationSettings)}
+
+
+def test_shipped_federation_example_gives_the_defaults(site):
+    """The commented `federation:` block in hub_config/workbench.yaml shows the real defaults."""
+    text = (Path(__file__).parents[3] / "hub_config" / "workbench.yaml").read_text()
+    block = text[text.index("# federation:"):].splitlines()
+    example = yaml.safe_load("\n".join(line[2:] for line in block if "workdir:" not in line))
+    assert federation_settings(validate_site({**site, **example})) == federation_settings(site)
+
+
+def test_given_values_override_the_defaults(site):
+    settings = federation_settings(validate_site({**site, "federation": {
+        "workdir": "/srv/fl", "sites": ["hospital-a"], "noise": 0, "service_port": 9000}}))
+    assert settings.workdir == Path("/srv/fl") and settings.sites == ("hospital-a",)
+    assert settings.noise == 0.0 and isinstance(settings.noise, float) and settings.service_port == 9000
 
 
 def test_every_algorithm_has_a_schema_and_says_what_leaves_the_site():
