@@ -1,6 +1,6 @@
 # JupyterHub configuration of the Cancer Imaging Workbench.
 # Deployments change hub_config/workbench.yaml (or the file $WORKBENCH_SITE names), not this file;
-# anything the site file does not cover goes in a jupyterhub_config.d/*.py file, loaded last.
+# anything the deployment settings do not cover goes in a jupyterhub_config.d/*.py file, loaded last.
 import os
 from pathlib import Path
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The last stage of `make up`: run the hub in the foreground at the site file's address.
+# The last stage of `make up`: run the hub in the foreground at the deployment settings' address.
 # Ctrl-C or SIGTERM stops the hub, its proxy and its services within seconds; sandboxes stop with
 # it when the hub's cleanup_servers is on (the default); the FLARE sites keep running until
 # `make down`, as real sites would.

@@ -1,4 +1,4 @@
-"""A real JupyterHub for tests: our config and site file, free loopback ports, an admin API token."""
+"""A real JupyterHub for tests: our config and deployment settings, free loopback ports, an admin API token."""
 
 import os
 import secrets
@@ -26,7 +26,7 @@ c.JupyterHub.load_roles.append({{"name": "test-admin", "services": ["test-admin"
 
 
 class HubProcess:
-    """Runs `jupyterhub -f hub_config/jupyterhub_config.py` with a site file of the test's making."""
+    """Runs `jupyterhub -f hub_config/jupyterhub_config.py` with deployment settings of the test's making."""
 
     def __init__(self, workdir: Path, site: dict, api_ip: str = "127.0.0.1", extra_config: str = ""):
         self.workdir = workdir

@@ -3,7 +3,7 @@ JupyterHub, and the workbench-federation service as a process of its own, all st
 
 Fixture catalogue (session scope unless noted):
     demo_data      the small demo cohorts (six datasets over site-1..site-3)
-    fed_env        site settings and a catalog with those datasets registered; alice holds
+    fed_env        deployment settings and a catalog with those datasets registered; alice holds
                    grants for all of them, bob for lung-ct only, carol for none
     federation     the embedded FLARE federation, up (FederationSettings)
     fed_hub        a real JupyterHub (lead's config) with workbench-federation as an external

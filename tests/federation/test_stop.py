@@ -31,7 +31,7 @@ SERVICES = ("imaging_workbench.hub.access_service", "jupyterhub_idle_culler", "i
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    """A deployment's settings and site file, its FLARE server and sites started, and one job the
+    """A deployment's settings and their file, its FLARE server and sites started, and one job the
     federation service will follow (so the service holds a FLARE session when it is stopped)."""
     from imaging_workbench.federation import embedded
     from imaging_workbench.federation.job_models import FederatedJob

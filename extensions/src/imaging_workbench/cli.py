@@ -20,7 +20,8 @@ COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Cancer Imaging Workbench")
-    parser.add_argument("--site", dest="site_file", metavar="FILE", help="site file (default: $WORKBENCH_SITE or ./hub_config/workbench.yaml)")
+    parser.add_argument("--settings", "--site", dest="site_file", metavar="FILE",
+                        help="deployment settings file (default: $WORKBENCH_SITE or ./hub_config/workbench.yaml)")
     parser.add_argument("--as", dest="actor", metavar="NAME", help="who acts, for the audit trail (default: $USER)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -236,9 +236,9 @@ def hub_services(site: dict, host: str, site_file: str | None = None) -> list[di
     """JupyterHub service definitions for `workbench-federation` (a managed service the hub starts).
 
     Args:
-        site: the loaded site settings (its `federation:` section gives the port).
+        site: the loaded deployment settings (its `federation:` section gives the port).
         host: the address the service listens on and the hub reaches it at.
-        site_file: the site file the service reads (default: $WORKBENCH_SITE when called).
+        site_file: the deployment settings file the service reads (default: $WORKBENCH_SITE when called).
     """
     settings = federation_settings(site)
     env = {"WORKBENCH_FEDERATION_HOST": host, "PYTHONUNBUFFERED": "1"}
@@ -267,12 +267,12 @@ def _hub_auth():
 
 
 def main(argv=None) -> int:
-    """Run the service: settings from the site file, hub credentials from the JupyterHub environment."""
+    """Run the service: settings from the deployment settings file, hub credentials from the JupyterHub environment."""
     from ..context import WorkbenchContext
     from ..site import load_site
 
     parser = argparse.ArgumentParser(prog="workbench-federation-service")
-    parser.add_argument("--site", help="site file (default: $WORKBENCH_SITE)")
+    parser.add_argument("--site", help="deployment settings file (default: $WORKBENCH_SITE)")
     parser.add_argument("--host", default=os.environ.get("WORKBENCH_FEDERATION_HOST"))
     parser.add_argument("--port", type=int)
     args = parser.parse_args(argv)
