@@ -8,6 +8,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from .catalog import audit
+from .catalog.audit_key import key_file
 from .catalog.engine import create_catalog_engine
 from .site import catalog_url, load_site
 
@@ -28,12 +30,25 @@ class WorkbenchContext:
         return catalog_url(self.site)
 
     @cached_property
+    def audit_key_file(self) -> Path:
+        """Where the audit trail's key is; the state directory is ours to create, other folders are not."""
+        path = key_file(self.site)
+        if path.parent == self.state_dir:
+            try:
+                self.state_dir.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass  # audit_key.ensure_key names the missing folder if a key must be made there
+        return path
+
+    @cached_property
     def engine(self):
-        return create_catalog_engine(self.db_url)
+        return create_catalog_engine(self.db_url, self.audit_key_file)
 
     @contextmanager
     def session(self):
-        """One transaction: committed when the block ends, rolled back (database unchanged) on error."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        """One transaction: committed when the block ends, rolled back (database unchanged) on error.
+
+        The session carries the audit key file, so audit.record() needs no key from its callers."""
+        with Session(self.engine, expire_on_commit=False, info={audit.KEY_FILE: self.audit_key_file}) as session:
             with session.begin():
                 yield session

@@ -1,1 +1,2 @@
-"""The catalog: datasets, accounts, grants and the hash-chained audit trail, in one SQL database."""
+"""The catalog: datasets, accounts, grants and the keyed, chained audit trail, in one SQL database
+whose schema the Alembic revisions in migrations/ make."""

@@ -1,7 +1,7 @@
 """CLI: datasets, users, grants, access and the audit trail."""
 
 from ..output import print_rows
-from . import accounts, audit, datasets, grants
+from . import accounts, audit, audit_head, datasets, grants
 
 DATASET_COLUMNS = ["id", "title", "cancer_type", "modality", "body_part", "site", "n_subjects", "n_series"]
 
@@ -68,17 +68,31 @@ def _access(ctx, args):
 
 
 def _audit(ctx, args):
+    if args.verify or args.head or args.export_head:
+        return _audit_verify(ctx, args)
     with ctx.session() as s:
-        if args.verify:
-            problems = audit.verify_chain(s)
-            for line in problems:
-                print(f"TAMPERED: {line}")
-            if problems:
-                return 2
-            print(f"audit chain intact ({len(audit.events(s))} events)")
-            return 0
-        rows = [e.as_dict() for e in audit.events(s, args.limit, args.action)]
-    print_rows(rows, ["id", "at", "actor", "action", "subject", "details"], args.json)
+        rows = [e.as_dict() for e in audit.events(s, args.limit, args.action, args.dataset)]
+    print_rows(rows, ["id", "at", "actor", "action", "subject", "dataset", "details"], args.json)
+
+
+def _audit_verify(ctx, args):
+    """--verify [--head FILE] or --export-head FILE: exit 2 with one line per problem."""
+    head = audit_head.read_head(args.head) if args.head else None
+    with ctx.session() as s:
+        problems = audit.verify_chain(s) + (audit_head.check_head(s, head) if head else [])
+        current = audit_head.current_head(s)
+    for line in problems:
+        print(f"TAMPERED: {line}")
+    if problems:
+        return 2  # and no head is exported from a trail that does not verify
+    if args.export_head:
+        audit_head.write_head(current, args.export_head)
+        print(f"audit head written to {args.export_head} ({current['count']} events, newest row "
+              f"{current['last_id']}): keep it off this host; check it later with --verify --head")
+    else:
+        print(f"audit chain intact ({current['count']} events)"
+              + (f"; it still holds the head exported at {head['exported_at']}" if head else ""))
+    return 0
 
 
 def register(subparsers) -> None:
@@ -131,8 +145,13 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_access)
     p = subparsers.add_parser("audit", help="show or verify the audit trail")
-    p.add_argument("--verify", action="store_true", help="check the hash chain; exit 2 if tampered")
+    p.add_argument("--verify", action="store_true", help="check every row's MAC and link; exit 2 if tampered")
+    p.add_argument("--head", metavar="FILE", help="with --verify: also check the trail still holds this head")
+    p.add_argument("--export-head", metavar="FILE",
+                   help="verify, then write the trail's head (rows, newest row's id and MAC) to FILE, "
+                        "to keep off this host")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--action")
+    p.add_argument("--dataset", metavar="ID", help="only events about this dataset")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_audit)

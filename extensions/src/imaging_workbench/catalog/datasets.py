@@ -58,7 +58,8 @@ def add_dataset(session: Session, actor: str, dataset_id: str, host_path: str | 
     dataset = Dataset(id=dataset_id, title=title or dataset_id, host_path=str(path), created_at=utcnow(),
                       **{k: v for k, v in fields.items() if v is not None})
     session.add(dataset)
-    audit.record(session, actor, "dataset.add", dataset_id, path=str(path), **{k: v for k, v in fields.items() if v})
+    audit.record(session, actor, "dataset.add", dataset_id, dataset=dataset_id, path=str(path),
+                 **{k: v for k, v in fields.items() if v})
     return dataset
 
 
@@ -78,7 +79,7 @@ def remove_dataset(session: Session, actor: str, dataset_id: str) -> None:
     for grant in list(dataset.grants):
         session.delete(grant)
     session.delete(dataset)
-    audit.record(session, actor, "dataset.remove", dataset_id, path=dataset.host_path)
+    audit.record(session, actor, "dataset.remove", dataset_id, dataset=dataset_id, path=dataset.host_path)
 
 
 def list_datasets(session: Session) -> list[Dataset]:

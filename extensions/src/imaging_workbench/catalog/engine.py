@@ -3,11 +3,12 @@
 import importlib
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from ..errors import WorkbenchError
+from .migrations import ensure_schema
 from .models import Base
 
 
@@ -16,9 +17,11 @@ MODEL_MODULES = ("imaging_workbench.catalog.models", "imaging_workbench.dicom.in
                  "imaging_workbench.federation.job_models")
 
 
-def _register_all_models() -> None:
+def catalog_metadata() -> MetaData:
+    """Every table of the catalog, as the models declare them (the migrations must agree)."""
     for name in MODEL_MODULES:
         importlib.import_module(name)
+    return Base.metadata
 
 
 def _sqlite_immediate(engine: Engine) -> None:
@@ -36,8 +39,11 @@ def _sqlite_immediate(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def create_catalog_engine(url: str) -> Engine:
-    """Connect to the catalog database at `url` and create missing tables."""
+def create_catalog_engine(url: str, audit_key_file: Path | None = None) -> Engine:
+    """Connect to the catalog database at `url` and upgrade it to the newest schema revision.
+
+    `audit_key_file` is needed only once: when a catalog of the previous release, with audit
+    rows, is upgraded (see migrations.ensure_schema)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -50,9 +56,9 @@ def create_catalog_engine(url: str) -> Engine:
         _sqlite_immediate(engine)
     else:
         engine = create_engine(parsed, pool_pre_ping=True)
-    _register_all_models()
+    catalog_metadata()  # every model mapped before the first query, as create_all used to ensure
     try:
-        Base.metadata.create_all(engine)
+        ensure_schema(engine, audit_key_file)
     except OperationalError as e:
         raise WorkbenchError(f"cannot open the catalog database {parsed.render_as_string(hide_password=True)}: "
                              f"{e.orig}", "check database_url in the site file and that the server runs") from None

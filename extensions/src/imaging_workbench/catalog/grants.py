@@ -31,8 +31,8 @@ def grant_access(session: Session, actor: str, user: str, dataset_id: str, days:
                   granted_at=now, expires_at=now + timedelta(days=days))
     session.add(grant)
     session.flush()
-    audit.record(session, actor, "grant", f"{user}/{dataset_id}", grant_id=grant.id, days=days,
-                 purpose=grant.purpose, expires_at=grant.expires_at)
+    audit.record(session, actor, "grant", f"{user}/{dataset_id}", dataset=dataset_id, grant_id=grant.id,
+                 days=days, purpose=grant.purpose, expires_at=grant.expires_at)
     return grant
 
 
@@ -51,7 +51,7 @@ def revoke_access(session: Session, actor: str, user: str, dataset_id: str) -> G
         raise NotFound(f"user '{user}' holds no live grant for '{dataset_id}'",
                        f"see what they hold with 'workbench access {user}'")
     grant.revoked_at, grant.revoked_by = utcnow(), actor
-    audit.record(session, actor, "revoke", f"{user}/{dataset_id}", grant_id=grant.id)
+    audit.record(session, actor, "revoke", f"{user}/{dataset_id}", dataset=dataset_id, grant_id=grant.id)
     return grant
 
 

@@ -100,7 +100,8 @@ class ServerMount(Base):
 
 
 class AuditEvent(Base):
-    """One row of the append-only audit trail; `hash` chains it to the row before."""
+    """One row of the append-only audit trail. `hash` is the row's MAC (see audit.py for how
+    `scheme` says which), covering its content and `prev_hash`, the MAC of the row before it."""
 
     __tablename__ = "audit_events"
 
@@ -112,6 +113,9 @@ class AuditEvent(Base):
     details: Mapped[dict] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scheme: Mapped[str] = mapped_column(String(16), server_default="sha256")
+    dataset: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     def as_dict(self) -> dict:
-        return {c: getattr(self, c) for c in ("id", "at", "actor", "action", "subject", "details", "hash")}
+        return {c: getattr(self, c) for c in (
+            "id", "at", "actor", "action", "subject", "dataset", "details", "scheme", "hash")}

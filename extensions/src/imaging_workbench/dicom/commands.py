@@ -42,8 +42,8 @@ def index_dataset(ctx, dataset_id: str, progress: bool = True) -> dict:
         report = index_folder(s, dataset_id, dataset.host_path, progress=progress)
         summary = dataset_summary(s, dataset_id)
         update_counts(s, dataset_id, summary["n_patients"], summary["n_series"])
-        audit.record(s, ctx.actor, "dataset.index", dataset_id, files=report.n_files, new=report.n_new,
-                     changed=report.n_changed, removed=report.n_removed, problems=len(report.problems))
+        audit.record(s, ctx.actor, "dataset.index", dataset_id, dataset=dataset_id, files=report.n_files,
+                     new=report.n_new, changed=report.n_changed, removed=report.n_removed, problems=len(report.problems))
     return {**summary, "report": report}
 
 

@@ -59,7 +59,7 @@ class HubAPI:
             r.raise_for_status()
 
 
-def enforce_once(catalog_url: str, hub: HubAPI, stopping: dict[int, float]) -> int:
+def enforce_once(catalog_url: str, hub: HubAPI, stopping: dict[int, float], key_file: str | None = None) -> int:
     """One pass: stop every server that mounts a dataset no longer granted. Returns servers stopped.
 
     `stopping` maps the mount records whose stop was asked for to when; entries of mounts that
@@ -67,7 +67,7 @@ def enforce_once(catalog_url: str, hub: HubAPI, stopping: dict[int, float]) -> i
     """
     stopped = 0
     now = time.monotonic()
-    with catalog_session(catalog_url) as session:
+    with catalog_session(catalog_url, key_file) as session:
         stale = stale_mounts(session)
         for mount_id in set(stopping) - {mount.id for mount, _ in stale}:
             del stopping[mount_id]
@@ -97,6 +97,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--catalog-url", required=True)
     parser.add_argument("--interval", type=float, default=15.0)
+    parser.add_argument("--audit-key-file", help="the audit trail's key file (default: beside a SQLite catalog)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[workbench-access %(asctime)s] %(message)s")
     # The hub stops services with SIGINT, then SIGTERM after 10 s: exit at once on either, also
@@ -108,7 +109,7 @@ def main(argv=None) -> None:
     log.info("Enforcing grants every %s s", args.interval)
     while True:
         try:
-            enforce_once(args.catalog_url, hub, stopping)
+            enforce_once(args.catalog_url, hub, stopping, args.audit_key_file)
         except (requests.RequestException, OSError) as e:
             log.error("Pass failed, retrying next interval: %s", e)
         time.sleep(args.interval)

@@ -51,6 +51,7 @@ class WorkbenchSpawner(DockerSpawner):
     """A sandbox per user: approved datasets at /data/<id> (read-only), a home volume, no way out."""
 
     catalog_url = Unicode(help="SQLAlchemy URL of the workbench catalog (grants, audit).").tag(config=True)
+    audit_key_file = Unicode("", help="The audit trail's key file (default: beside a SQLite catalog).").tag(config=True)
 
     profiles = Dict(help="Resource profiles: name -> {display, cpu, memory, gpus}.").tag(config=True)
     default_profile = Unicode("standard", help="Profile used when none is chosen.").tag(config=True)
@@ -117,7 +118,7 @@ class WorkbenchSpawner(DockerSpawner):
         except ValueError as e:
             raise self._user_error(str(e)) from None
         try:
-            plan = await in_catalog(self.catalog_url, _plan_and_open_mount, self.user.name, self.name,
+            plan = await self._in_catalog(_plan_and_open_mount, self.user.name, self.name,
                                     self.container_name, profile_name, self.profiles[profile_name],
                                     self.home_volume)
         except WorkbenchError as e:
@@ -131,9 +132,9 @@ class WorkbenchSpawner(DockerSpawner):
         try:
             result = await super().start()
         except Exception:
-            await in_catalog(self.catalog_url, _record_stop, self.user.name, self.name, self.container_name)
+            await self._in_catalog(_record_stop, self.user.name, self.name, self.container_name)
             raise
-        lost = await in_catalog(self.catalog_url, _lost_since_start, self.user.name, sorted(self._mounts))
+        lost = await self._in_catalog(_lost_since_start, self.user.name, sorted(self._mounts))
         if lost:  # access ended while the container started: it must not run with the dataset
             await self.stop(now=True)
             raise self._user_error(f"access to {', '.join(lost)} ended while your server was starting; "
@@ -142,7 +143,10 @@ class WorkbenchSpawner(DockerSpawner):
 
     async def stop(self, now=False):
         await super().stop(now=now)
-        await in_catalog(self.catalog_url, _record_stop, self.user.name, self.name, self.container_name)
+        await self._in_catalog(_record_stop, self.user.name, self.name, self.container_name)
+
+    async def _in_catalog(self, fn, *args):
+        return await in_catalog(self.catalog_url, fn, *args, key_file=self.audit_key_file or None)
 
     def _user_error(self, message: str) -> Exception:
         error = RuntimeError(message)
