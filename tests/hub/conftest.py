@@ -21,9 +21,15 @@ def logins(hub_site):
 
 
 @pytest.fixture(scope="module")
-def hub(hub_site, logins):
+def hub_extra_config():
+    """Configuration lines loaded after ours (a test module overrides this to change the hub)."""
+    return ""
+
+
+@pytest.fixture(scope="module")
+def hub(hub_site, logins, hub_extra_config):
     workdir, site = hub_site
-    process = HubProcess(workdir, site)
+    process = HubProcess(workdir, site, extra_config=hub_extra_config)
     try:
         yield process.start()
     finally:

@@ -29,11 +29,11 @@ def test_no_shared_or_default_password(hub, logins):
     assert log_in(hub.url, "bob", logins["alice"])[1].status_code == 403
 
 
-def test_admin_is_admin_and_users_are_not(hub, logins):
+def test_the_operator_has_the_operator_role_and_nobody_is_hub_admin(hub, logins):
     for name in ("admin", "alice"):
         assert log_in(hub.url, name, logins[name])[1].status_code == 302
     users = {u["name"]: u for u in hub.api("GET", "/users").json()}
-    assert users["admin"]["admin"] is True
+    assert users["admin"]["admin"] is False and "workbench-operator" in users["admin"]["roles"]
     assert users["alice"]["admin"] is False
 
 

@@ -58,7 +58,7 @@ DEFS = {
 }
 
 ROLES = _section("Who may do what beyond researching (every account is a researcher); see hub/roles.py.", {
-    "operators": _doc("users", "Hub admins: users, servers' lifecycle, services; never inside a sandbox."),
+    "operators": _doc("users", "Operators: users, servers' lifecycle, services; never inside a researcher's sandbox (not hub admins)."),
     "stewards": {
         "type": "object", "title": "a mapping of dataset id (or \"*\") to user names",
         "description": "Dataset id, or \"*\" for every dataset, -> the users who grant access to it, "

@@ -255,11 +255,6 @@ def hub_services(site: dict, host: str, site_file: str | None = None) -> list[di
     }]
 
 
-def hub_roles() -> list[dict]:
-    """Roles that let users (and their servers' tokens) call the service."""
-    return [{"name": "user", "scopes": ["self", ACCESS_SCOPE]}]
-
-
 def _hub_auth():
     from jupyterhub.services.auth import HubAuth
 

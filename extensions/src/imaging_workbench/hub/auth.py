@@ -1,4 +1,4 @@
-"""Local logins for the workbench's own accounts (demo users, admins), checked against the catalog.
+"""Local logins for the workbench's own accounts (demo users, operators), checked against the catalog.
 
 Production sites log in through OpenID Connect instead (hub_config/jupyterhub_config.d/50-oidc.py.example);
 there, `account_registration_hook` records each user who logs in so stewards can grant them datasets."""
@@ -11,15 +11,20 @@ from ..catalog.models import Account
 from .catalog_link import in_catalog
 
 
-def _lookup(session, name):
+def _password_hash(session, name):
     account = session.get(Account, name)
-    return None if account is None else (account.password_hash, account.is_admin)
+    return None if account is None else account.password_hash
 
 
 class WorkbenchAuthenticator(Authenticator):
-    """Name and password against the catalog's accounts (scrypt hashes); no account, no login."""
+    """Name and password against the catalog's accounts (scrypt hashes); no account, no login.
+
+    A login never makes anyone a hub admin: the catalog's `is_admin` marks an operator for the
+    workbench's own bookkeeping, and what an operator may do in the hub is their role
+    (hub/roles.py). The login model leaves `admin` unset, so the hub's configuration decides."""
 
     catalog_url = Unicode(help="SQLAlchemy URL of the workbench catalog.").tag(config=True)
+    audit_key_file = Unicode("", help="The audit trail's key file (default: beside a SQLite catalog).").tag(config=True)
 
     @default("allow_all")
     def _allow_all(self):  # only catalog accounts can authenticate at all
@@ -27,18 +32,18 @@ class WorkbenchAuthenticator(Authenticator):
 
     async def authenticate(self, handler, data):
         name = self.normalize_username(data.get("username", ""))
-        found = await in_catalog(self.catalog_url, _lookup, name)
-        if found is None or not check_password(found[0], data.get("password", "")):
+        password_hash = await in_catalog(self.catalog_url, _password_hash, name)
+        if password_hash is None or not check_password(password_hash, data.get("password", "")):
             self.log.warning("Failed login for %r", name)
             return None
-        return {"name": name, "admin": found[1] or None}
+        return {"name": name}
 
 
-def account_registration_hook(catalog_url: str):
+def account_registration_hook(catalog_url: str, audit_key_file: str | None = None):
     """A post_auth_hook for OIDC logins that gives each user a catalog account (without a password)."""
 
     async def register_account(authenticator, handler, auth_model):
-        await in_catalog(catalog_url, lambda s: ensure_account(s, "hub", auth_model["name"]))
+        await in_catalog(catalog_url, lambda s: ensure_account(s, "hub", auth_model["name"]), key_file=audit_key_file)
         return auth_model
 
     return register_account

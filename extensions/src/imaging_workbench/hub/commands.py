@@ -5,6 +5,7 @@ import os
 
 from ..catalog import accounts, datasets, grants
 from ..federation.settings import federation_settings
+from . import roles
 from .network import docker_client, ensure_firewall, ensure_network, gateway
 
 DEMO_GRANT_DAYS = 30
@@ -24,20 +25,24 @@ def _sandbox_network(ctx, args):
 
 
 def ensure_demo_users(ctx) -> dict[str, str]:
-    """Create the demo accounts and admins once, grant the demo datasets; return name -> password.
+    """Create the demo accounts once, grant the demo datasets; return name -> password.
 
+    The accounts are the demo users and everyone the settings' `roles:` section names (operators,
+    stewards, ...). Operators are marked `is_admin` in the catalog, for the workbench's own
+    bookkeeping only: the hub gives them the operator role, never admin (hub/roles.py).
     Passwords are generated on first creation and kept in <state_dir>/demo-logins.json (mode 600),
     so a second `make up` prints the same logins."""
     logins_file = ctx.state_dir / "demo-logins.json"
     logins = json.loads(logins_file.read_text()) if logins_file.exists() else {}
     demo = ctx.site["demo"]
+    operators = roles.members(ctx.site["roles"], roles.OPERATOR)
     with ctx.session() as s:
-        for name in [*ctx.site["roles"]["operators"], *demo["users"]]:
+        for name in dict.fromkeys([*roles.named_people(ctx.site["roles"]), *demo["users"]]):
             account = s.get(accounts.Account, name)
             if account is None or name not in logins:
                 logins[name] = accounts.generate_password()
                 if account is None:
-                    accounts.add_account(s, ctx.actor, name, logins[name], is_admin=name in ctx.site["roles"]["operators"])
+                    accounts.add_account(s, ctx.actor, name, logins[name], is_admin=name in operators)
                 else:
                     accounts.set_password(s, ctx.actor, name, logins[name])
         registered = [d.id for d in datasets.list_datasets(s)]
@@ -58,8 +63,8 @@ def _demo_users(ctx, args):
         held = {name: grants.approved_dataset_ids(s, name) for name in logins}
     print(f"demo logins (also in {ctx.state_dir / 'demo-logins.json'}):")
     for name, password in logins.items():
-        role = "admin" if name in ctx.site["roles"]["operators"] else "user"
-        print(f"  {name:<8} {password:<18} {role:<5} datasets: {', '.join(held[name]) or 'none'}")
+        who = ", ".join(roles.roles_of(ctx.site["roles"], name))
+        print(f"  {name:<8} {password:<18} {who:<20} datasets: {', '.join(held[name]) or 'none'}")
 
 
 def _down(ctx, args):

@@ -6,8 +6,10 @@ in the site file, and anything else stays reachable through jupyterhub_config.d/
 import sys
 from pathlib import Path
 
+from ..catalog.audit_key import key_file as audit_key_file
 from ..site import catalog_url
 from ..stack import HUB_PID_FILE, STACK_ENV, STACK_LABEL, stack_id
+from . import roles
 from .network import gateway
 
 SERVICE_ACCESS = "workbench-access"
@@ -36,10 +38,16 @@ def update_hub(c, site: dict) -> None:
 
 
 def update_auth(c, site: dict) -> None:
-    c.Authenticator.admin_users = set(site["roles"]["operators"])
+    # Nobody is a hub admin, operators included: hub/roles.py says why and what each role gets.
+    c.Authenticator.admin_users = set()
+    # Groups and roles come from the site through update_roles; an authenticator that managed
+    # them would switch off the group API that training sessions use.
+    c.Authenticator.manage_groups = False
+    c.Authenticator.manage_roles = False
     if site["hub"]["authenticator"] == "workbench":
         c.JupyterHub.authenticator_class = "workbench"
         c.WorkbenchAuthenticator.catalog_url = catalog_url(site)
+        c.WorkbenchAuthenticator.audit_key_file = str(audit_key_file(site))
     else:  # any registered authenticator, e.g. "generic-oauth" set up in jupyterhub_config.d/
         c.JupyterHub.authenticator_class = site["hub"]["authenticator"]
 
@@ -49,6 +57,7 @@ def update_spawner(c, site: dict, federation_url: str = "") -> None:
     c.JupyterHub.spawner_class = "workbench"
     s = c.WorkbenchSpawner
     s.catalog_url = catalog_url(site)
+    s.audit_key_file = str(audit_key_file(site))
     s.image = box["image"]
     s.network_name = box["network"]
     s.use_internal_ip = True
@@ -73,7 +82,8 @@ def update_services(c, site: dict, extra_services: list[dict] = ()) -> None:
     services = [
         {"name": SERVICE_ACCESS,
          "command": [sys.executable, "-m", "imaging_workbench.hub.access_service",
-                     "--catalog-url", url, "--interval", str(box["revocation_interval"])]},
+                     "--catalog-url", url, "--interval", str(box["revocation_interval"]),
+                     "--audit-key-file", str(audit_key_file(site))]},
         {"name": SERVICE_CULLER,
          "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={box['idle_timeout']}"]},
         *extra_services,
@@ -83,12 +93,18 @@ def update_services(c, site: dict, extra_services: list[dict] = ()) -> None:
     c.JupyterHub.services = [
         {**svc, "environment": {**svc.get("environment", {}), STACK_ENV: stack_id(site)}} if "command" in svc else svc
         for svc in services]
+
+
+def update_roles(c, site: dict) -> None:
+    """Who may do what: the people's roles and groups from the site (hub/roles.py), and the
+    roles of the services update_services defines."""
+    c.JupyterHub.load_groups = roles.hub_groups(site["roles"])
     c.JupyterHub.load_roles = [
+        *roles.hub_roles(site["roles"]),
         {"name": "workbench-access", "services": [SERVICE_ACCESS],
          "scopes": ["read:users", "read:servers", "admin:servers"]},
         {"name": "idle-culler", "services": [SERVICE_CULLER],
          "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
-        {"name": "user", "scopes": ["self", "access:services"]},
     ]
 
 
@@ -101,3 +117,4 @@ def configure(c, site: dict) -> None:
     update_auth(c, site)
     update_spawner(c, site, federation_url=services[0]["url"] if services else "")
     update_services(c, site, services)
+    update_roles(c, site)
