@@ -1,9 +1,6 @@
 """Real dockerd, the real single-user image, a real hub on its own sandbox network."""
 
-import subprocess
-
 import pytest
-from sqlalchemy import select
 
 from imaging_workbench.catalog import accounts, datasets, grants
 from imaging_workbench.context import WorkbenchContext

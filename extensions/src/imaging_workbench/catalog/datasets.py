@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from ..clock import utcnow
 from ..errors import NotFound, WorkbenchError
 from . import audit
-from .models import Dataset, Grant
+from .models import Dataset
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 SANDBOX_UID = 1000
