@@ -63,33 +63,35 @@ def enforce_once(catalog_url: str, hub: HubAPI, stopping: dict[int, float], key_
     """One pass: stop every server that mounts a dataset no longer granted. Returns servers stopped.
 
     `stopping` maps the mount records whose stop was asked for to when; entries of mounts that
-    have closed are dropped, so the map never outgrows the servers running now.
+    have closed are dropped, so the map never outgrows the servers running now. No catalog
+    transaction stays open across a call to the hub: the hub records the stop in the catalog
+    while it answers, and SQLite has one writer.
     """
-    stopped = 0
-    now = time.monotonic()
     with catalog_session(catalog_url, key_file) as session:
-        stale = stale_mounts(session)
-        for mount_id in set(stopping) - {mount.id for mount, _ in stale}:
-            del stopping[mount_id]
-        for mount, lost in stale:
-            running = hub.running_servers(mount.user)
-            if running is None or mount.server_name not in running:
-                # The server is gone without its stop being recorded (hub crash, manual removal).
-                mount.stopped_at = utcnow()
-                audit.record(session, "workbench-access", "server.gone", f"{mount.user}/{mount.server_name}",
-                             container=mount.container, datasets=mount.datasets)
-                continue
-            if mount.id in stopping and now - stopping[mount.id] < RETRY_STOP_AFTER:
-                continue
-            reasons = sorted(set(lost.values()))
-            log.warning("Stopping %s/%s: access %s for %s", mount.user, mount.server_name, " and ".join(reasons),
-                        ", ".join(lost))
-            hub.stop_server(mount.user, mount.server_name)
-            audit.record(session, "workbench-access", "server.revoked", f"{mount.user}/{mount.server_name}",
-                         container=mount.container, datasets_no_longer_granted=sorted(lost), reasons=lost,
-                         retry=mount.id in stopping)
-            stopping[mount.id] = now
-            stopped += 1
+        stale = [(mount.id, mount.user, mount.server_name, mount.container, list(mount.datasets), lost)
+                 for mount, lost in stale_mounts(session)]
+    for mount_id in set(stopping) - {row[0] for row in stale}:
+        del stopping[mount_id]
+    stopped = 0
+    for mount_id, user, server_name, container, mounted, lost in stale:
+        running = hub.running_servers(user)
+        if running is None or server_name not in running:
+            # The server is gone without its stop being recorded (hub crash, manual removal).
+            with catalog_session(catalog_url, key_file) as session:
+                session.get(ServerMount, mount_id).stopped_at = utcnow()
+                audit.record(session, "workbench-access", "server.gone", f"{user}/{server_name}",
+                             container=container, datasets=mounted)
+            continue
+        if mount_id in stopping and time.monotonic() - stopping[mount_id] < RETRY_STOP_AFTER:
+            continue
+        log.warning("Stopping %s/%s: access %s for %s", user, server_name, " and ".join(sorted(set(lost.values()))),
+                    ", ".join(lost))
+        with catalog_session(catalog_url, key_file) as session:
+            audit.record(session, "workbench-access", "server.revoked", f"{user}/{server_name}", container=container,
+                         datasets_no_longer_granted=sorted(lost), reasons=lost, retry=mount_id in stopping)
+        hub.stop_server(user, server_name)
+        stopping[mount_id] = time.monotonic()
+        stopped += 1
     return stopped
 
 

@@ -12,6 +12,7 @@ from ..stack import HUB_PID_FILE, STACK_ENV, STACK_LABEL, stack_id
 from . import roles
 from .network import gateway
 
+SANDBOX_STOP_TIMEOUT = 2  # seconds
 SERVICE_ACCESS = "workbench-access"
 SERVICE_CULLER = "idle-culler"
 
@@ -69,7 +70,10 @@ def update_spawner(c, site: dict, federation_url: str = "") -> None:
     s.notebook_dir = "/"  # /data and the home folder both visible in the file browser
     s.default_url = "/lab/tree/home/jovyan"
     s.prefix = "workbench"
-    s.extra_create_kwargs = {"labels": {STACK_LABEL: stack_id(site)}}  # how `workbench down` finds them
+    # The label is how `workbench down` finds them; the stop timeout is how long a sandbox gets
+    # between SIGTERM and SIGKILL (docker's default is 10 s, and a revoked server must not
+    # outlive its grant by long).
+    s.extra_create_kwargs = {"labels": {STACK_LABEL: stack_id(site)}, "stop_timeout": SANDBOX_STOP_TIMEOUT}
     s.federation_url = federation_url
     # What a sandbox's own token may do: its user's activity and server, and call our services.
     s.server_token_scopes = ["users:activity!user", "access:servers!user", "read:users:name!user",
