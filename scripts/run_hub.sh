@@ -18,6 +18,7 @@ cd "$state_dir"
 # service with SIGINT first and waits 10 s before SIGTERM, so SIGINT must not reach it ignored
 # (as it does when this script runs in the background): `env --default-signal` restores it.
 set -m
+umask 077  # the hub's database, cookie secret, pid files and job results: owner only
 env --default-signal=INT,QUIT jupyterhub -f "$REPO_ROOT/hub_config/jupyterhub_config.py" &
 hub=$!
 trap 'kill -INT $hub 2>/dev/null' INT TERM

@@ -17,5 +17,7 @@ stage demo-data workbench demo-data --size "$size" --register
 stage sandbox-network workbench sandbox-network
 stage demo-users workbench demo-users
 stage federation workbench federation up
+# Last before the hub: every earlier stage has made its files; an older install's loose modes go.
+stage private-state workbench private-state
 
 exec bash scripts/run_hub.sh

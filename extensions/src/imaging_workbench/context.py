@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from .catalog import audit
 from .catalog.audit_key import key_file
 from .catalog.engine import create_catalog_engine
+from .private_state import ensure_state_dir
 from .site import catalog_url, load_site
 
 
@@ -35,7 +36,7 @@ class WorkbenchContext:
         path = key_file(self.site)
         if path.parent == self.state_dir:
             try:
-                self.state_dir.mkdir(parents=True, exist_ok=True)
+                ensure_state_dir(self.site)
             except OSError:
                 pass  # audit_key.ensure_key names the missing folder if a key must be made there
         return path

@@ -15,7 +15,8 @@ def _datasets_list(ctx, args):
 def _datasets_add(ctx, args):
     fields = {k: getattr(args, k) for k in datasets.FIELDS if k != "title"}
     with ctx.session() as s:
-        d = datasets.add_dataset(s, ctx.actor, args.id, args.path, title=args.title, **fields)
+        d = datasets.add_dataset(s, ctx.actor, args.id, args.path, title=args.title, state_dir=ctx.state_dir,
+                                 **fields)
     print(f"dataset '{d.id}' added ({d.host_path})")
     from ..dicom.commands import index_if_dicom  # DICOM folders get their index (progress bar) right away
     index_if_dicom(ctx, d.id, d.host_path)

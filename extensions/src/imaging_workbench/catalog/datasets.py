@@ -1,8 +1,6 @@
 """Datasets: what a steward registers, where it lives on the host, and what it holds."""
 
-import os
 import re
-import stat
 from pathlib import Path
 
 from sqlalchemy import select
@@ -10,30 +8,17 @@ from sqlalchemy.orm import Session
 
 from ..clock import utcnow
 from ..errors import NotFound, WorkbenchError
-from . import audit
+from . import audit, dataset_paths
 from .models import Dataset
 
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-SANDBOX_UID = 1000
 FIELDS = ("title", "cancer_type", "modality", "body_part", "site", "n_subjects", "n_series", "licence")
 
 
-def check_folder(path: Path) -> Path:
-    """The folder must exist, be a directory, and be readable by the sandbox user (uid 1000)."""
-    path = Path(path).absolute()
-    if not path.exists():
-        raise WorkbenchError(f"dataset folder {path} does not exist",
-                             "check the path, or create the data first (e.g. 'workbench demo-data')")
-    if not path.is_dir():
-        raise WorkbenchError(f"dataset path {path} is not a folder", "give the folder that holds the dataset's files")
-    if not os.access(path, os.R_OK | os.X_OK):
-        raise WorkbenchError(f"dataset folder {path} is not readable here", f"fix its permissions: chmod -R a+rX {path}")
-    mode = path.stat()
-    readable_by_others = mode.st_mode & stat.S_IROTH and mode.st_mode & stat.S_IXOTH
-    if not readable_by_others and mode.st_uid != SANDBOX_UID:
-        raise WorkbenchError(f"dataset folder {path} is not readable by the sandbox user (uid {SANDBOX_UID})",
-                             f"make it world-readable: chmod -R a+rX {path}")
-    return path
+def check_folder(path: str | Path, state_dir: str | Path | None = None) -> Path:
+    """The resolved folder, once dataset_paths' rules pass for registering it (with the walk for
+    special files). `state_dir` is the site's; None skips only the state directory rule."""
+    return dataset_paths.check_new_folder(path, state_dir)
 
 
 def get_dataset(session: Session, dataset_id: str) -> Dataset:
@@ -44,7 +29,11 @@ def get_dataset(session: Session, dataset_id: str) -> Dataset:
 
 
 def add_dataset(session: Session, actor: str, dataset_id: str, host_path: str | Path, title: str | None = None,
-                **fields) -> Dataset:
+                state_dir: str | Path | None = None, **fields) -> Dataset:
+    """Register the folder `host_path` as `dataset_id`, stored resolved (the spawn checks it still
+    resolves there). `state_dir`: the site's, which no dataset may be in, above or inside (see
+    dataset_paths); every command passes it, None is for callers without a site.
+    """
     if not ID_RE.match(dataset_id):
         raise WorkbenchError(f"'{dataset_id}' is not a valid dataset id",
                              "use lower-case letters, digits and '-', e.g. lung-ct-site1")
@@ -54,7 +43,7 @@ def add_dataset(session: Session, actor: str, dataset_id: str, host_path: str | 
     unknown = set(fields) - set(FIELDS)
     if unknown:
         raise WorkbenchError(f"unknown dataset field(s): {', '.join(sorted(unknown))}", f"known: {', '.join(FIELDS)}")
-    path = check_folder(Path(host_path))
+    path = check_folder(host_path, state_dir)
     dataset = Dataset(id=dataset_id, title=title or dataset_id, host_path=str(path), created_at=utcnow(),
                       **{k: v for k, v in fields.items() if v is not None})
     session.add(dataset)

@@ -1,6 +1,7 @@
 """Engine from a URL: SQLite by default, PostgreSQL (or any SQLAlchemy URL) by configuration."""
 
 import importlib
+import os
 from pathlib import Path
 
 from sqlalchemy import MetaData, create_engine, event
@@ -51,7 +52,10 @@ def create_catalog_engine(url: str, audit_key_file: Path | None = None) -> Engin
                              "use sqlite:////path/file.sqlite or postgresql+psycopg://user@host/db") from None
     if parsed.get_backend_name() == "sqlite":
         if parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            database = Path(parsed.database)
+            database.parent.mkdir(parents=True, exist_ok=True)
+            # Private from its first byte: SQLite would make it 0644, and its -wal/-shm copy its mode.
+            os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
         engine = create_engine(parsed, connect_args={"timeout": 30})
         _sqlite_immediate(engine)
     else:

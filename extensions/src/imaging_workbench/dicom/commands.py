@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+from ..catalog.dataset_paths import DEMO_DATA
 from ..output import print_rows
 
 SERIES_COLUMNS = ["dataset_id", "patient_id", "modality", "body_part", "description", "n_instances", "rows", "cols",
@@ -32,14 +33,20 @@ def has_dicom(folder: str | Path, probe: int = 50) -> bool:
 
 
 def index_dataset(ctx, dataset_id: str, progress: bool = True) -> dict:
-    """Index a registered dataset's folder, store the counts in the catalog and audit it."""
+    """Index a registered dataset's folder, store the counts in the catalog and audit it.
+
+    The folder is checked first as at a spawn (dataset_paths.check_registered), and the walk
+    refuses a socket, FIFO or device inside."""
     from ..catalog import audit
+    from ..catalog.dataset_paths import check_registered
     from ..catalog.datasets import get_dataset, update_counts
     from .index import dataset_summary, index_folder
 
     with ctx.session() as s:
         dataset = get_dataset(s, dataset_id)
-        report = index_folder(s, dataset_id, dataset.host_path, progress=progress)
+        # Where the folder is now, cheaply; index_folder's walk refuses special files inside.
+        folder = check_registered(dataset.host_path, ctx.state_dir)
+        report = index_folder(s, dataset_id, folder, progress=progress)
         summary = dataset_summary(s, dataset_id)
         update_counts(s, dataset_id, summary["n_patients"], summary["n_series"])
         audit.record(s, ctx.actor, "dataset.index", dataset_id, dataset=dataset_id, files=report.n_files,
@@ -75,16 +82,16 @@ def _register_demo(ctx, spec, folder: Path, quiet: bool) -> None:
 
     with ctx.session() as s:
         if s.get(Dataset, spec.id) is None:
-            add_dataset(s, ctx.actor, spec.id, folder, title=spec.title, cancer_type=spec.cancer_type,
-                        modality=spec.modality, body_part=spec.body_part, site=spec.site,
-                        licence="CC-BY-4.0 (synthetic)")
+            add_dataset(s, ctx.actor, spec.id, folder, title=spec.title, state_dir=ctx.state_dir,
+                        cancer_type=spec.cancer_type, modality=spec.modality, body_part=spec.body_part,
+                        site=spec.site, licence="CC-BY-4.0 (synthetic)")
     _print_index(index_dataset(ctx, spec.id, progress=not quiet))
 
 
 def _demo_data(ctx, args):
     from .demo import ensure_demo_data
 
-    out = Path(args.out) if args.out else ctx.state_dir / "demo-data"
+    out = Path(args.out) if args.out else ctx.state_dir / DEMO_DATA
     for spec, folder, written in ensure_demo_data(out, args.size, progress=not args.quiet):
         print(f"{spec.id} ({spec.site}): {'written' if written else 'already complete'} at {folder}")
         if args.register:

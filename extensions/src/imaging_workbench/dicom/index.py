@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from ..catalog.dataset_paths import walk_files
 from ..clock import utcnow
 from .errors import DicomError, SeriesNotFound
 from .headers import SEG_CLASS, InstanceHeader, read_header
@@ -93,20 +94,11 @@ class SeriesSummary:
 
 
 def _walk(folder: Path):
-    """Relative path -> (size, mtime_ns) of every file, skipping hidden files and folders."""
-    found = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            full = os.path.join(dirpath, name)
-            try:
-                st = os.stat(full)
-            except OSError:
-                continue
-            found[os.path.relpath(full, folder)] = (st.st_size, st.st_mtime_ns)
-    return found
+    """Relative path -> (size, mtime_ns) of every file, skipping hidden files and folders.
+
+    The same walk checks the folder for sockets, FIFOs and devices (dataset_paths.walk_files),
+    so an index run re-checks what registration checked at no extra cost."""
+    return {rel: (st.st_size, st.st_mtime_ns) for rel, st in walk_files(folder)}
 
 
 def _row(dataset_id: str, rel: str, size: int, mtime_ns: int, header: InstanceHeader | None, problem: str) -> dict:
@@ -126,6 +118,7 @@ def index_folder(session: Session, dataset_id: str, folder: str | Path, progress
 
     Raises:
         ValueError: `folder` is not a directory.
+        WorkbenchError: it holds a socket, FIFO or device node (see catalog.dataset_paths).
     """
     started = time.perf_counter()
     folder = Path(folder).absolute()

@@ -7,6 +7,8 @@ from .settings import federation_settings
 
 
 def _up(ctx, args):
+    from ..private_state import ensure_private_state
+    from ..private_state_commands import print_changes
     from .embedded import site_datasets_from_catalog, up
 
     settings = federation_settings(ctx.site)
@@ -18,6 +20,7 @@ def _up(ctx, args):
     _print_status(rows, args.json)
     print(f"FLARE server on {settings.host}:{settings.fl_port} (admin {settings.admin_port}); "
           f"kits in {settings.prod_dir}")
+    print_changes(ensure_private_state(ctx.site))  # what an older release left open, now the workspace is made
 
 
 def _down(ctx, args):

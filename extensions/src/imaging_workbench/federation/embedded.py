@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import WorkbenchError
+from ..private_state import PRIVATE_DIR, PRIVATE_UMASK, open_private
 from .allowlist import allow_list_status
 from .provision import ensure_embedded_kits
 from .settings import FederationSettings
@@ -60,13 +61,15 @@ def start_participant(settings: FederationSettings, name: str) -> int:
     if pid:
         return pid
     for sub in ("run", "logs"):
-        (settings.workdir / sub).mkdir(parents=True, exist_ok=True)
-    log = open(log_file(settings, name), "ab")
+        (settings.workdir / sub).mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    log = open_private(log_file(settings, name), os.O_WRONLY | os.O_APPEND)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # The umask keeps what the participant writes (job folders, snapshots, results) to its owner.
     proc = subprocess.Popen(_command(settings, name), cwd=settings.kit(name), stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-    log.close()
-    _pid_file(settings, name).write_text(str(proc.pid))
+                            stdin=subprocess.DEVNULL, start_new_session=True, env=env, umask=PRIVATE_UMASK)
+    os.close(log)
+    with os.fdopen(open_private(_pid_file(settings, name)), "w") as f:
+        f.write(str(proc.pid))
     return proc.pid
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import WorkbenchError
+from ..private_state import ensure_private_tree, private_umask
 from .allowlist import ALGORITHM_GATE, ALLOW_LIST_KEY, APP_VALIDATOR, PRIVACY_FILTER, allowed_classes
 from .settings import FederationSettings
 
@@ -154,18 +155,22 @@ def kits_ready(settings: FederationSettings) -> bool:
 
 
 def ensure_embedded_kits(settings: FederationSettings) -> Path:
-    """Provision the embedded federation once; later calls only refresh the workbench files."""
-    if not kits_ready(settings):
-        settings.workdir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=settings.workdir) as tmp:
-            prod = _run_provisioner(embedded_project(settings), Path(tmp))
-            if settings.prod_dir.exists():
-                shutil.rmtree(settings.prod_dir)
-            shutil.move(str(prod), settings.prod_dir)
-        _loopback_server(settings.kit("server"), settings.host)
-    apply_workbench_files(settings.kit("server"), "server", settings, settings.workdir / "storage")
-    for name in settings.sites:
-        apply_workbench_files(settings.kit(name), "client", settings)
+    """Provision the embedded federation once; later calls only refresh the workbench files.
+
+    The kits hold private keys: they are made readable by their owner only, and kept so."""
+    with private_umask():
+        if not kits_ready(settings):
+            settings.workdir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=settings.workdir) as tmp:
+                prod = _run_provisioner(embedded_project(settings), Path(tmp))
+                if settings.prod_dir.exists():
+                    shutil.rmtree(settings.prod_dir)
+                shutil.move(str(prod), settings.prod_dir)
+            _loopback_server(settings.kit("server"), settings.host)
+        apply_workbench_files(settings.kit("server"), "server", settings, settings.workdir / "storage")
+        for name in settings.sites:
+            apply_workbench_files(settings.kit(name), "client", settings)
+    ensure_private_tree(settings.prod_dir)  # NVFlare makes its start scripts 0755 whatever the umask
     return settings.prod_dir
 
 
@@ -186,10 +191,12 @@ def provision_project(project_file: Path, out: Path, settings: FederationSetting
         raise WorkbenchError(f"project file {project_file} has no 'participants' list",
                              "see federation/README.md for the layout")
     project.setdefault("builders", embedded_project(settings)["builders"])
-    out.mkdir(parents=True, exist_ok=True)
-    prod = _run_provisioner(project, out)
-    for participant in project["participants"]:
-        kind = participant.get("type")
-        if kind in ("server", "client"):
-            apply_workbench_files(prod / participant["name"], kind, settings)
+    with private_umask():  # the kits hold private keys until they are copied to their hosts
+        out.mkdir(parents=True, exist_ok=True)
+        prod = _run_provisioner(project, out)
+        for participant in project["participants"]:
+            kind = participant.get("type")
+            if kind in ("server", "client"):
+                apply_workbench_files(prod / participant["name"], kind, settings)
+    ensure_private_tree(prod)
     return prod

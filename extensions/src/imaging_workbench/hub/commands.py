@@ -4,16 +4,11 @@ import json
 import os
 
 from ..catalog import accounts, datasets, grants
-from ..federation.settings import federation_settings
+from ..private_state import ensure_state_dir
 from . import roles
-from .network import docker_client, ensure_firewall, ensure_network, gateway
+from .network import docker_client, ensure_firewall, ensure_network, gateway, sandbox_open_ports
 
 DEMO_GRANT_DAYS = 30
-
-
-def sandbox_open_ports(site: dict) -> list[int]:
-    """Host ports a sandbox may reach on the bridge gateway: the hub API and the federation service."""
-    return [site["hub"]["api_port"], federation_settings(site).service_port]
 
 
 def _sandbox_network(ctx, args):
@@ -50,7 +45,7 @@ def ensure_demo_users(ctx) -> dict[str, str]:
             for dataset_id in registered if wanted == "all" else [d for d in wanted if d in registered]:
                 if grants.live_grant(s, user, dataset_id) is None:
                     grants.grant_access(s, ctx.actor, user, dataset_id, DEMO_GRANT_DAYS, "workbench demo")
-    ctx.state_dir.mkdir(parents=True, exist_ok=True)
+    ensure_state_dir(ctx.site)
     fd = os.open(logins_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(logins, f, indent=2)
