@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from imaging_workbench.catalog import accounts, datasets, grants  # noqa: E402
 from imaging_workbench.context import WorkbenchContext  # noqa: E402
-from imaging_workbench.hub.commands import sandbox_open_ports  # noqa: E402
+from imaging_workbench.hub.network import sandbox_open_ports  # noqa: E402
 from imaging_workbench.hub.network import docker_client, ensure_firewall, ensure_network, gateway  # noqa: E402
 from imaging_workbench.site import DEFAULTS, _merge, validate_site  # noqa: E402
 from tests.hubtools import HubProcess  # noqa: E402

@@ -12,6 +12,13 @@ declare -A PACKAGES=(
   [dciodvfy]=dicom3tools
   [runuser]=util-linux
   [ip]=iproute2
+  [losetup]=mount        # size-capped home folders: a loop-mounted ext4 image per user
+  [mkfs.ext4]=e2fsprogs
+  [debugfs]=e2fsprogs
+  [git]=git              # the images' content hash lists the checkout's files
+  [python3]=python3
+  [node]=nodejs          # configurable-http-proxy, JupyterHub's proxy, is a Node.js program
+  [npm]=npm
 )
 missing=()
 for bin in "${!PACKAGES[@]}"; do
@@ -19,17 +26,19 @@ for bin in "${!PACKAGES[@]}"; do
 done
 # PostgreSQL server binaries for the database tier (initdb, pg_ctl, postgres).
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+# The venv module and pip's certificates: Debian ships python3 without them.
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -q --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 fi
 
 if ! command -v configurable-http-proxy >/dev/null 2>&1; then
-  command -v npm >/dev/null 2>&1 || die "npm is missing: install Node.js (Debian: apt-get install nodejs npm)"
   log "installing configurable-http-proxy from the npm registry"
-  npm install -g --silent configurable-http-proxy >/dev/null
+  npm install -g --loglevel=error configurable-http-proxy >/dev/null
 fi
 log "host packages present"

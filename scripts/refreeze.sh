@@ -56,7 +56,9 @@ for item in report["install"]:
     name = re.sub(r"[-_.]+", "-", item["metadata"]["name"]).lower()
     pins[name] = item["metadata"]["version"]
 for name in sorted(pins):
-    print(f"{name}=={pins[name]}")
+    # Without a local label (2.13.0, not 2.13.0+cpu): the pin must resolve from a public index too,
+    # and pip still takes a local wheel folder's +cpu build for it.
+    print(f"{name}=={pins[name].split('+')[0]}")
 PY
 } >"$out_file.new"
 mv "$out_file.new" "$out_file"

@@ -4,8 +4,9 @@ import pytest
 
 from imaging_workbench.catalog import accounts, datasets, grants
 from imaging_workbench.context import WorkbenchContext
-from imaging_workbench.hub.commands import sandbox_open_ports
-from imaging_workbench.hub.network import docker_client, ensure_firewall, ensure_network, gateway, remove_firewall
+from imaging_workbench.hub.network import (
+    docker_client, ensure_firewall, ensure_network, gateway, remove_firewall, sandbox_open_ports,
+)
 from imaging_workbench.site import DEFAULTS, _merge, validate_site
 
 from ..hubtools import HubProcess

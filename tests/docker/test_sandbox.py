@@ -53,12 +53,27 @@ def test_datasets_and_root_filesystem_are_read_only(alice, docker):
     assert run_in(docker, "alice", "echo ok > ~/notes.txt && cat ~/notes.txt") == (0, "ok\n")
 
 
-def test_runs_as_uid_1000_without_capabilities(alice, docker):
-    assert run_in(docker, "alice", "id -u") == (0, "1000\n")
-    code, status = run_in(docker, "alice", "grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status")
-    fields = dict(line.split(":\t") for line in status.strip().splitlines())
-    assert fields == {"CapPrm": "0000000000000000", "CapEff": "0000000000000000",
-                      "CapBnd": "0000000000000000", "NoNewPrivs": "1"}
+SERVER_STATUS = """for p in /proc/[0-9]*; do
+  case "$(tr '\\0' ' ' < $p/cmdline 2>/dev/null)" in *jupyterhub-singleuser*) echo "pid ${p#/proc/}"; break;; esac
+done"""
+
+
+def process_status(docker, user: str, pid: str) -> dict:
+    """Fields of /proc/<pid>/status of a process of the sandbox itself (not one the test starts)."""
+    code, text = run_in(docker, user, f"cat /proc/{pid}/status")
+    assert code == 0, text
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def test_the_sandbox_and_its_server_run_as_uid_1000_without_capabilities(alice, docker):
+    code, found = run_in(docker, "alice", SERVER_STATUS)
+    assert code == 0 and found.startswith("pid "), found
+    for pid in ("1", found.split()[1]):  # tini, and the single-user server it runs
+        status = process_status(docker, "alice", pid)
+        assert status["Uid"].split() == ["1000"] * 4, (pid, status["Uid"])  # real, effective, saved, fs
+        assert {k: status[k].strip() for k in ("CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs")} == {
+            "CapPrm": "0000000000000000", "CapEff": "0000000000000000", "CapBnd": "0000000000000000",
+            "CapAmb": "0000000000000000", "NoNewPrivs": "1"}, pid
     code, out = run_in(docker, "alice", "ls /var/run/docker.sock")
     assert code != 0
 

@@ -19,6 +19,7 @@ IMAGE = "workbench-singleuser:latest"
 # Notebooks that need more than a sandbox (a running federation) run in their own tier.
 RUN_ELSEWHERE = {"researcher/federated_statistics.ipynb": "tests/federation/test_notebook.py"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+MOUNTED_AS = "lung-ct-mounted"
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +37,11 @@ def run_in_sandbox(notebook: str, data: Path, home: Path, timeout: int = 300) ->
     label = f"org.workbench.test-run={os.environ.get('WORKBENCH_TEST_RUN', 'manual')}"
     command = ["docker", "run", "--rm", "--label", label, "--read-only", "--tmpfs", "/tmp", "--network", "none", "--user", "1000",
                "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-               "-v", f"{REPO / 'notebooks'}:/home/jovyan/notebooks:ro", "-v", f"{data}:/data/{data.name}:ro",
+               "-v", f"{REPO / 'notebooks'}:/home/jovyan/notebooks:ro", "-v", f"{data}:/data/{MOUNTED_AS}:ro",
                "-v", f"{home}:/home/jovyan/work", "-w", "/home/jovyan/work", "-e", "HOME=/home/jovyan/work",
                IMAGE, "papermill", "--log-output", "--no-progress-bar", "-k", "python3",
-               f"/home/jovyan/notebooks/{notebook}", "out.ipynb", "-p", "data_root", "/data"]
+               f"/home/jovyan/notebooks/{notebook}", "out.ipynb", "-p", "data_root", "/data",
+               "-p", "demo_if_empty", "False"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{notebook} failed in the sandbox:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return json.loads((home / "out.ipynb").read_text())
@@ -59,9 +61,10 @@ def test_every_notebook_is_run_by_a_test():
 
 
 SANDBOX_NOTEBOOKS = [n for n in NOTEBOOKS if n not in RUN_ELSEWHERE]
-# What each notebook must show of the mounted dataset (not its demo fallback).
-EXPECTED = {"researcher/view_case.ipynb": "12 series in lung-ct",
-            "clinician/case_review.ipynb": "CaseBrowser"}
+# What each notebook must show that only the mounted dataset has: the name it is mounted under
+# (the demo fallback, off here anyway, would write "lung-ct").
+EXPECTED = {"researcher/view_case.ipynb": f"12 series in {MOUNTED_AS}",
+            "clinician/case_review.ipynb": f"Reviewing 1 dataset(s): {MOUNTED_AS}"}
 
 
 @pytest.mark.parametrize("notebook", SANDBOX_NOTEBOOKS)

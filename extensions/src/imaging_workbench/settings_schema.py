@@ -93,6 +93,12 @@ SANDBOX = _section("The researchers' single-user servers: image, network, limits
                "description": "Subnet of the sandbox network; its first address is the gateway where the hub API "
                               "listens."},
     "pids_limit": _doc("positive", "Most processes one sandbox may run."),
+    "home_size": {"type": ["string", "integer", "null"], "format": "memory-size", "minimum": 1,
+                  "title": "a size such as 10G, or null",
+                  "description": "Most a user's home may hold: each home is then an ext4 image of that size "
+                                 "(sparse, under /var/lib/workbench/homes) and writes past it fail. null: a plain "
+                                 "docker volume, bounded only by the host's disk. An existing plain home is never "
+                                 "replaced: its owner's server is refused until an operator moves it."},
     "idle_timeout": _doc("seconds", "Seconds without activity before the idle culler stops a server."),
     "revocation_interval": _doc("seconds", "Seconds between grant checks; revoked access ends within two."),
     "start_timeout": _doc("seconds", "Seconds a server may take to start before the spawn fails."),

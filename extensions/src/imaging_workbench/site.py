@@ -43,6 +43,7 @@ DEFAULTS: dict = {
         "network": "workbench-sandbox",
         "subnet": "172.29.248.0/24",
         "pids_limit": 256,
+        "home_size": None,
         "idle_timeout": 3600,
         "revocation_interval": 15,
         "start_timeout": 120,

@@ -37,6 +37,7 @@ def test_sandbox_container_is_locked_down():
     assert config["security_opt"] == ["no-new-privileges"] and config["pids_limit"] == 256
     assert config["memswap_limit"] == 1024**3 and "/tmp" in config["tmpfs"]
     assert config["dns"] == ["127.0.0.1"]
+    assert config["sysctls"]["net.ipv6.conf.all.disable_ipv6"] == "1"
     assert "device_requests" not in config
     assert spawner._sandbox_host_config(gpus=1)["device_requests"][0]["Count"] == 1
     assert spawner.remove is True and spawner.pull_policy == "never"
@@ -88,7 +89,7 @@ def test_the_plan_mounts_the_live_grants_read_only_with_the_profiles_limits(gran
 
 def open_mount(ctx):
     with ctx.session() as s:
-        _plan_and_open_mount(s, "alice", "", "workbench-alice", "standard", PROFILES["standard"], "h")
+        _plan_and_open_mount(s, "alice", "", "workbench-alice", "standard", PROFILES["standard"], "h", None)
 
 
 def test_revoked_and_expired_grants_make_mounts_stale_each_with_its_reason(granted):

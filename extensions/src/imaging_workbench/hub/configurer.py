@@ -4,13 +4,13 @@ hub_config/jupyterhub_config.py calls `configure(c, site)`; everything a deploym
 in the site file, and anything else stays reachable through jupyterhub_config.d/ files."""
 
 import sys
-from pathlib import Path
 
 from ..catalog.audit_key import key_file as audit_key_file
+from ..private_state import ensure_state_dir
 from ..site import catalog_url
 from ..stack import HUB_PID_FILE, STACK_ENV, STACK_LABEL, stack_id
 from . import roles
-from .network import gateway
+from .network import gateway, sandbox_open_ports
 
 SANDBOX_STOP_TIMEOUT = 2  # seconds
 SERVICE_ACCESS = "workbench-access"
@@ -23,8 +23,7 @@ def hub_api_ip(site: dict) -> str:
 
 
 def update_hub(c, site: dict) -> None:
-    state = Path(site["state_dir"])
-    state.mkdir(parents=True, exist_ok=True)
+    state = ensure_state_dir(site)
     hub = site["hub"]
     c.JupyterHub.ip = hub["ip"]
     c.JupyterHub.port = hub["port"]
@@ -59,12 +58,17 @@ def update_spawner(c, site: dict, federation_url: str = "") -> None:
     s = c.WorkbenchSpawner
     s.catalog_url = catalog_url(site)
     s.audit_key_file = str(audit_key_file(site))
+    s.state_dir = site["state_dir"]  # no dataset may be in it: checked again at every spawn
     s.image = box["image"]
     s.network_name = box["network"]
+    s.sandbox_subnet = box["subnet"]
+    s.firewall_ports = sandbox_open_ports(site)
     s.use_internal_ip = True
     s.profiles = box["profiles"]
     s.default_profile = box["default_profile"]
     s.pids_limit = box["pids_limit"]
+    if box["home_size"]:
+        s.home_size = str(box["home_size"])
     s.start_timeout = box["start_timeout"]
     s.http_timeout = box["start_timeout"]
     s.notebook_dir = "/"  # /data and the home folder both visible in the file browser

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..catalog.datasets import check_folder
+from ..catalog.dataset_paths import check_registered
 from ..catalog.grants import live_grants
 from ..catalog.models import Grant
 from ..errors import WorkbenchError
@@ -47,18 +47,23 @@ class MountPlan:
                 **{path: {"bind": target, "mode": "ro"} for target, path in self.read_only_paths.items()}}
 
 
-def granted_datasets(session: Session, user: str, only: list[str] | None = None) -> dict[str, str]:
+def granted_datasets(session: Session, user: str, only: list[str] | None = None,
+                     state_dir: str | None = None) -> dict[str, str]:
     """dataset id -> host folder for `user`'s live grants (restricted to `only` when given).
 
+    Each folder is checked again, cheaply (no walk): it must still resolve to the path
+    registered and not be a system folder, nor in the site's `state_dir` when one is given
+    (catalog/dataset_paths.py).
+
     Raises:
-        WorkbenchError: a granted dataset's folder is missing or unreadable (the spawn stops).
+        WorkbenchError: a granted dataset's folder is missing, unreadable or refused (the spawn stops).
     """
     mounts = {}
     for grant in live_grants(session, user):
         if only is not None and grant.dataset_id not in only:
             continue
         try:
-            mounts[grant.dataset_id] = str(check_folder(grant.dataset.host_path))
+            mounts[grant.dataset_id] = str(check_registered(grant.dataset.host_path, state_dir))
         except WorkbenchError as e:
             raise WorkbenchError(f"your approved dataset '{grant.dataset_id}' cannot be mounted: {e.message}",
                                  "tell the data steward; the server starts once the folder is back") from None
@@ -66,20 +71,23 @@ def granted_datasets(session: Session, user: str, only: list[str] | None = None)
 
 
 def plan_server(session: Session, user: str, server_name: str = "", kind: str = "default", *,
-                profile: dict, home_volume: str, only: list[str] | None = None) -> MountPlan:
+                profile: dict, home_volume: str, only: list[str] | None = None,
+                state_dir: str | None = None) -> MountPlan:
     """The plan for one server of `user` now.
 
     Args:
         profile: the chosen resource profile ({cpu, memory, gpus}).
         home_volume: the user's home volume name.
         only: for dashboards and sessions, the datasets the server is for (a subset of the grants).
+        state_dir: the deployment's state directory, which no dataset may be in (or above).
 
     Raises:
         ValueError: unknown `kind`.
     """
     if kind not in KINDS:
         raise ValueError(f"server kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    return MountPlan(user=user, server_name=server_name, kind=kind, datasets=granted_datasets(session, user, only),
+    return MountPlan(user=user, server_name=server_name, kind=kind,
+                     datasets=granted_datasets(session, user, only, state_dir),
                      home_volume=home_volume, limits=profile_rules.limits(profile))
 
 

@@ -9,6 +9,11 @@ import docker
 from docker.errors import DockerException, NotFound
 
 from ..errors import WorkbenchError
+from ..federation.settings import federation_settings
+
+
+# Replies to connections the host opened into a sandbox (the hub's proxy, the hub's checks).
+ESTABLISHED_RULE = "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
 
 
 def bridge_name(network: str) -> str:
@@ -18,6 +23,11 @@ def bridge_name(network: str) -> str:
 
 def chain_name(network: str) -> str:
     return "WB-" + hashlib.sha1(network.encode()).hexdigest()[:10]
+
+
+def sandbox_open_ports(site: dict) -> list[int]:
+    """Host ports a sandbox may reach on the bridge gateway: the hub API and the federation service."""
+    return [site["hub"]["api_port"], federation_settings(site).service_port]
 
 
 def gateway(subnet: str) -> str:
@@ -46,7 +56,14 @@ def ensure_network(client: docker.DockerClient, name: str, subnet: str):
             options={"com.docker.network.bridge.enable_icc": "false",
                      "com.docker.network.bridge.name": bridge_name(name)},
             labels={"org.imaging-workbench.role": "sandbox"})
-    attrs = network.attrs
+    problems = _network_problems(network.attrs, subnet)
+    if problems:
+        raise WorkbenchError(f"docker network '{name}' exists but {' and '.join(problems)}",
+                             f"stop its containers and remove it ('docker network rm {name}'), then retry")
+    return network
+
+
+def _network_problems(attrs: dict, subnet: str) -> list[str]:
     configs = attrs.get("IPAM", {}).get("Config") or [{}]
     problems = []
     if not attrs.get("Internal"):
@@ -55,10 +72,7 @@ def ensure_network(client: docker.DockerClient, name: str, subnet: str):
         problems.append(f"its subnet is {configs[0].get('Subnet')}, not {subnet}")
     if attrs.get("Options", {}).get("com.docker.network.bridge.enable_icc") != "false":
         problems.append("containers on it can reach each other (icc on)")
-    if problems:
-        raise WorkbenchError(f"docker network '{name}' exists but {' and '.join(problems)}",
-                             f"stop its containers and remove it ('docker network rm {name}'), then retry")
-    return network
+    return problems
 
 
 def _iptables(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -82,13 +96,37 @@ def ensure_firewall(network: str, subnet: str, open_ports: list[int]) -> None:
     if _iptables("-n", "-L", chain, check=False).returncode != 0:
         _iptables("-N", chain)
     _iptables("-F", chain)
-    _iptables("-A", chain, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT")
+    _iptables("-A", chain, *ESTABLISHED_RULE.split())
     for port in sorted(set(open_ports)):
         _iptables("-A", chain, "-p", "tcp", "-d", gw, "--dport", str(port), "-j", "ACCEPT")
     _iptables("-A", chain, "-j", "DROP")
     jump = ("INPUT", "-i", bridge, "-j", chain)
     if _iptables("-C", *jump, check=False).returncode != 0:
         _iptables("-I", *jump)
+
+
+def missing_walls(client: docker.DockerClient, network: str, subnet: str, open_ports: list[int]) -> list[str]:
+    """What is missing of a sandbox's walls, one line each (empty: all stand): the internal,
+    icc-off network with its subnet, the firewall chain with exactly the open ports and a final
+    DROP, and the jump from INPUT on the bridge to it. Checks only; changes nothing."""
+    try:
+        problems = [f"network '{network}': {p}" for p in _network_problems(client.networks.get(network).attrs, subnet)]
+    except NotFound:
+        problems = [f"the sandbox network '{network}' does not exist"]
+    chain, bridge, gw = chain_name(network), bridge_name(network), gateway(subnet)
+    listing = _iptables("-S", chain, check=False)
+    if listing.returncode != 0:
+        return [*problems, f"the firewall chain {chain} does not exist"]
+    rules = [line.split(None, 2)[2] for line in listing.stdout.splitlines() if line.startswith(f"-A {chain} ")]
+    allowed = {f"-d {gw}/32 -p tcp -m tcp --dport {port} -j ACCEPT" for port in open_ports}
+    extra = [r for r in rules[:-1] if r not in allowed and r != ESTABLISHED_RULE]
+    if not rules or rules[-1] != "-j DROP":
+        problems.append(f"the firewall chain {chain} does not end by dropping everything else")
+    if extra or not allowed <= set(rules):
+        problems.append(f"the firewall chain {chain} does not open exactly ports {sorted(open_ports)}")
+    if _iptables("-C", "INPUT", "-i", bridge, "-j", chain, check=False).returncode != 0:
+        problems.append(f"no jump from INPUT on {bridge} to the firewall chain {chain}")
+    return problems
 
 
 def remove_firewall(network: str) -> None:
