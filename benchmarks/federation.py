@@ -34,40 +34,41 @@ POLL = 0.25  # both sides poll FLARE (or the service) at the same interval
 def setup(workdir: Path):
     from imaging_workbench.catalog import accounts, datasets, grants
     from imaging_workbench.context import WorkbenchContext
+    from imaging_workbench.deployment import validate_settings, with_defaults
     from imaging_workbench.dicom import ensure_demo_data
-    from imaging_workbench.site import DEFAULTS, _merge, validate_site
     from tests.waiting import free_port
 
     demo = ensure_demo_data(workdir / "demo", "small")
-    site = validate_site(_merge(DEFAULTS, {"state_dir": str(workdir / "state"), "hub": {"service_port": free_port()},
-                                           "federation": {"fl_port": free_port(), "admin_port": free_port()}}))
-    ctx = WorkbenchContext(site, actor="benchmark")
+    settings = validate_settings(with_defaults({"state_dir": str(workdir / "state"),
+                                                "hub": {"service_port": free_port()},
+                                                "federation": {"fl_port": free_port(), "admin_port": free_port()}}))
+    ctx = WorkbenchContext(settings, actor="benchmark")
     with ctx.session() as s:
         accounts.add_account(s, "benchmark", "alice")
         for spec, folder, _ in demo:
             datasets.add_dataset(s, "benchmark", spec.id, folder, modality=spec.modality, site=spec.site)
             grants.grant_access(s, "benchmark", "alice", spec.id, 1, "benchmark")
-    return site, ctx
+    return settings, ctx
 
 
-def start_hub_and_service(workdir: Path, site: dict):
+def start_hub_and_service(workdir: Path, settings: dict):
     from tests.hubtools import HubProcess
     from tests.waiting import wait_for
 
     (workdir / "hub").mkdir()
-    hub = HubProcess(workdir / "hub", site)
+    hub = HubProcess(workdir / "hub", settings)
     token = secrets.token_hex(16)
-    port = hub.site["hub"]["service_port"]
+    port = hub.settings["hub"]["service_port"]
     (workdir / "hub" / "config.d" / "89-federation.py").write_text(
         "import os\nfrom imaging_workbench.hub.configurer import update_services\n"
-        "from imaging_workbench.site import load_site\n"
-        f"update_services(c, load_site(os.environ['WORKBENCH_SITE']), [{{'name': {SERVICE!r}, "
+        "from imaging_workbench.deployment import load_settings\n"
+        f"update_services(c, load_settings(os.environ['WORKBENCH_SETTINGS']), [{{'name': {SERVICE!r}, "
         f"'url': 'http://127.0.0.1:{port}', 'api_token': {token!r}}}])\n")
     hub.start()
     hub.api("POST", "/users/alice")
     user_token = hub.user_token("alice", [f"access:services!service={SERVICE}"])
-    env = {**os.environ, "JUPYTERHUB_API_TOKEN": token, "WORKBENCH_SITE": str(hub.site_file),
-           "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub.site['hub']['api_port']}/hub/api",
+    env = {**os.environ, "JUPYTERHUB_API_TOKEN": token, "WORKBENCH_SETTINGS": str(hub.settings_file),
+           "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub.settings['hub']['api_port']}/hub/api",
            "JUPYTERHUB_SERVICE_NAME": SERVICE, "JUPYTERHUB_SERVICE_PREFIX": f"/services/{SERVICE}/"}
     log = open(workdir / "service.log", "wb")
     service = subprocess.Popen([sys.executable, "-m", "imaging_workbench.federation.service"], env=env,
@@ -143,21 +144,21 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="wb-fed-bench-") as tmp:
         workdir = Path(tmp)
         workdir.chmod(0o755)
-        site, ctx = setup(workdir)
-        settings = federation_settings(site)
+        settings, ctx = setup(workdir)
+        federation = federation_settings(settings)
         with ctx.session() as s:
-            datasets = embedded.site_datasets_from_catalog(s, settings)
+            datasets = embedded.site_datasets_from_catalog(s, federation)
         site_datasets = {site_: sorted(set(ids) & set(DATASETS)) for site_, ids in datasets.items() if ids}
         hub = service = None
         try:
-            embedded.up(settings, datasets)
-            hub, service, url, token = start_hub_and_service(workdir, site)
+            embedded.up(federation, datasets)
+            hub, service, url, token = start_hub_and_service(workdir, settings)
             fed = Federation(url=url, token=token)
-            straight_to_flare(settings, site_datasets, workdir)  # warm-up: site indexes, imports
+            straight_to_flare(federation, site_datasets, workdir)  # warm-up: site indexes, imports
             ours, baseline = [], []
             for i in range(args.repeat):
                 ours.append(through_service(fed))
-                baseline.append(straight_to_flare(settings, site_datasets, workdir))
+                baseline.append(straight_to_flare(federation, site_datasets, workdir))
                 print(f"run {i + 1}: service {ours[-1]:.2f} s, straight to FLARE {baseline[-1]:.2f} s", flush=True)
         finally:
             if service is not None:
@@ -165,7 +166,7 @@ def main(argv=None) -> int:
                 service.wait(30)
             if hub is not None:
                 hub.stop()
-            embedded.down(settings)
+            embedded.down(federation)
     ratio = statistics.median(ours) / statistics.median(baseline)
     summary = {"through_service_s": ours, "straight_to_flare_s": baseline,
                "median_service_s": statistics.median(ours), "median_flare_s": statistics.median(baseline),

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from imaging_workbench.catalog import accounts, datasets, grants  # noqa: E402
 from imaging_workbench.context import WorkbenchContext  # noqa: E402
+from imaging_workbench.deployment import validate_settings, with_defaults  # noqa: E402
 from imaging_workbench.hub.network import sandbox_open_ports  # noqa: E402
 from imaging_workbench.hub.network import docker_client, ensure_firewall, ensure_network, gateway  # noqa: E402
-from imaging_workbench.site import DEFAULTS, _merge, validate_site  # noqa: E402
 from tests.hubtools import HubProcess  # noqa: E402
 from tests.waiting import wait_for  # noqa: E402
 
@@ -61,9 +61,9 @@ def stop(hub, user: str) -> None:
 
 def measure(label: str, extra_config: str, runs: int, crowd: int, workdir: Path) -> dict:
     (workdir / label).mkdir(parents=True)
-    site = validate_site(_merge(DEFAULTS, {"state_dir": str(workdir / label / "state"),
+    settings = validate_settings(with_defaults({"state_dir": str(workdir / label / "state"),
                                            "sandbox": {"network": NETWORK, "subnet": SUBNET}}))
-    ctx = WorkbenchContext(site, actor="benchmark")
+    ctx = WorkbenchContext(settings, actor="benchmark")
     users = [f"user{i}" for i in range(crowd)]
     data = workdir / label / "dataset"
     data.mkdir(mode=0o755)
@@ -72,8 +72,8 @@ def measure(label: str, extra_config: str, runs: int, crowd: int, workdir: Path)
         for user in users:
             accounts.add_account(s, "benchmark", user, "unused-password")
             grants.grant_access(s, "benchmark", user, "bench-ct", 1, "spawn benchmark")
-    hub = HubProcess(workdir / label, site, api_ip=gateway(SUBNET), extra_config=extra_config)
-    ensure_firewall(NETWORK, SUBNET, sandbox_open_ports(hub.site))
+    hub = HubProcess(workdir / label, settings, api_ip=gateway(SUBNET), extra_config=extra_config)
+    ensure_firewall(NETWORK, SUBNET, sandbox_open_ports(hub.settings))
     hub.start()
     try:
         singles = []

@@ -5,10 +5,11 @@
 # `make down`, as real sites would.
 source "$(dirname "$0")/lib.sh"
 export PATH="$WORKBENCH_VENV/bin:$PATH"
-export WORKBENCH_SITE="${WORKBENCH_SITE:-$REPO_ROOT/hub_config/workbench.yaml}"
-read -r state_dir port stack < <(python -c 'from imaging_workbench.site import load_site
+# The deployment settings file; WORKBENCH_SITE is its old name, still honoured.
+export WORKBENCH_SETTINGS="${WORKBENCH_SETTINGS:-${WORKBENCH_SITE:-$REPO_ROOT/hub_config/workbench.yaml}}"
+read -r state_dir port stack < <(python -c 'from imaging_workbench.deployment import load_settings
 from imaging_workbench.stack import stack_id
-s = load_site(); print(s["state_dir"], s["hub"]["port"], stack_id(s))')
+s = load_settings(); print(s["state_dir"], s["hub"]["port"], stack_id(s))')
 # The stack's mark, inherited by the hub and its proxy (see imaging_workbench/stack.py).
 export WORKBENCH_STACK="$stack"
 log "JupyterHub starting at http://127.0.0.1:$port (Ctrl-C stops it; 'make down' stops everything)"

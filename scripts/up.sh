@@ -4,7 +4,8 @@
 source "$(dirname "$0")/lib.sh"
 need_root "make up"
 cd "$REPO_ROOT"
-export WORKBENCH_SITE="${WORKBENCH_SITE:-$REPO_ROOT/hub_config/workbench.yaml}"
+# The deployment settings file; WORKBENCH_SITE is its old name, still honoured.
+export WORKBENCH_SETTINGS="${WORKBENCH_SETTINGS:-${WORKBENCH_SITE:-$REPO_ROOT/hub_config/workbench.yaml}}"
 
 stage host bash scripts/ensure_host.sh
 stage venv bash scripts/ensure_venv.sh
@@ -12,7 +13,7 @@ stage dockerd bash scripts/ensure_dockerd.sh
 stage images bash scripts/ensure_images.sh
 
 export PATH="$WORKBENCH_VENV/bin:$PATH"
-size="$(python -c 'from imaging_workbench.site import load_site; print(load_site()["demo"]["size"])')"
+size="$(python -c 'from imaging_workbench.deployment import load_settings; print(load_settings()["demo"]["size"])')"
 stage demo-data workbench demo-data --size "$size" --register
 stage sandbox-network workbench sandbox-network
 stage demo-users workbench demo-users

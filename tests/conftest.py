@@ -1,4 +1,4 @@
-"""Fixtures every tier shares: a site on a fresh catalog, the CLI in-process, a real PostgreSQL."""
+"""Fixtures every tier shares: deployment settings on a fresh catalog, the CLI in-process, a real PostgreSQL."""
 
 import contextlib
 import io
@@ -12,7 +12,7 @@ import pytest
 
 from imaging_workbench.cli import main as workbench_main
 from imaging_workbench.context import WorkbenchContext
-from imaging_workbench.site import DEFAULTS, _merge, validate_site
+from imaging_workbench.deployment import validate_settings, with_defaults
 
 from .waiting import free_port, wait_for
 
@@ -59,36 +59,36 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
-def site(tmp_path, request) -> dict:
-    """The default site with its state under tmp_path: a SQLite catalog, or both databases for
+def settings(tmp_path, request) -> dict:
+    """The default deployment settings with their state under tmp_path: a SQLite catalog, or both databases for
     tests that also ask for `database_url`."""
     url = request.getfixturevalue("database_url") if "database_url" in request.fixturenames else None
-    return validate_site(_merge(DEFAULTS, {"state_dir": str(tmp_path / "state"), "database_url": url}))
+    return validate_settings(with_defaults({"state_dir": str(tmp_path / "state"), "database_url": url}))
 
 
 @pytest.fixture
-def ctx(site) -> WorkbenchContext:
-    return WorkbenchContext(site, actor="steward")
+def ctx(settings) -> WorkbenchContext:
+    return WorkbenchContext(settings, actor="steward")
 
 
 @pytest.fixture
-def site_file(site, tmp_path) -> Path:
+def settings_file(settings, tmp_path) -> Path:
     import yaml
 
     path = tmp_path / "workbench.yaml"
-    path.write_text(yaml.safe_dump({"state_dir": site["state_dir"], "database_url": site["database_url"]}))
+    path.write_text(yaml.safe_dump({"state_dir": settings["state_dir"], "database_url": settings["database_url"]}))
     return path
 
 
 @pytest.fixture
-def cli(site_file):
+def cli(settings_file):
     """Run `workbench ARGS...` in-process; returns (exit status, stdout, stderr)."""
 
     def run(*args: str, actor: str = "steward"):
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                rc = workbench_main(["--site", str(site_file), "--as", actor, *args])
+                rc = workbench_main(["--settings", str(settings_file), "--as", actor, *args])
             except SystemExit as e:  # argparse usage errors
                 rc = e.code
         return rc, out.getvalue(), err.getvalue()

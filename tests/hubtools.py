@@ -10,6 +10,7 @@ from pathlib import Path
 import requests
 import yaml
 
+from imaging_workbench.deployment import SETTINGS_ENV
 from imaging_workbench.stack import STACK_ENV, stack_id, stop_hub
 
 from .waiting import free_port, wait_for
@@ -28,20 +29,20 @@ c.JupyterHub.load_roles.append({{"name": "test-admin", "services": ["test-admin"
 class HubProcess:
     """Runs `jupyterhub -f hub_config/jupyterhub_config.py` with deployment settings of the test's making."""
 
-    def __init__(self, workdir: Path, site: dict, api_ip: str = "127.0.0.1", extra_config: str = ""):
+    def __init__(self, workdir: Path, settings: dict, api_ip: str = "127.0.0.1", extra_config: str = ""):
         self.workdir = workdir
         self.port = free_port()
         hub = {"ip": "127.0.0.1", "port": self.port, "api_ip": api_ip, "api_port": free_port(),
                "proxy_api_port": free_port(), "service_port": free_port()}
-        self.site = {**site, "hub": {**site.get("hub", {}), **hub}}
-        self.site_file = workdir / "workbench.yaml"
-        self.site_file.write_text(yaml.safe_dump(self.site))
+        self.settings = {**settings, "hub": {**settings.get("hub", {}), **hub}}
+        self.settings_file = workdir / "workbench.yaml"
+        self.settings_file.write_text(yaml.safe_dump(self.settings))
         self.token = secrets.token_hex(16)
         config_d = workdir / "config.d"
         config_d.mkdir(exist_ok=True)
         (config_d / "90-test-admin.py").write_text(ADMIN_SERVICE.format(token=self.token) + extra_config)
-        self.env = {**os.environ, "WORKBENCH_SITE": str(self.site_file), "WORKBENCH_HUB_CONFIG_D": str(config_d),
-                    STACK_ENV: stack_id(self.site),
+        self.env = {**os.environ, SETTINGS_ENV: str(self.settings_file), "WORKBENCH_HUB_CONFIG_D": str(config_d),
+                    STACK_ENV: stack_id(self.settings),
                     "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = None
@@ -88,7 +89,7 @@ class HubProcess:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         if self.process:
-            left = stop_hub(self.site)
+            left = stop_hub(self.settings)
             self.log_file.close()
             assert not left, f"the hub left these running after it stopped: {left}"
 

@@ -4,10 +4,10 @@ import pytest
 
 from imaging_workbench.catalog import accounts, datasets, grants
 from imaging_workbench.context import WorkbenchContext
+from imaging_workbench.deployment import validate_settings, with_defaults
 from imaging_workbench.hub.network import (
     docker_client, ensure_firewall, ensure_network, gateway, remove_firewall, sandbox_open_ports,
 )
-from imaging_workbench.site import DEFAULTS, _merge, validate_site
 
 from ..hubtools import HubProcess
 from ..waiting import wait_for
@@ -29,13 +29,13 @@ def docker():
 @pytest.fixture(scope="session")
 def sandbox_hub(tmp_path_factory, docker):
     workdir = tmp_path_factory.mktemp("dockerhub")
-    site = validate_site(_merge(DEFAULTS, {
+    settings = validate_settings(with_defaults({
         "state_dir": str(workdir / "state"),
         "sandbox": {"network": NETWORK, "subnet": SUBNET, "revocation_interval": 5, "default_profile": "standard",
                     "profiles": {"standard": {"display": "Standard", "cpu": 1, "memory": "1G"},
                                  "tiny": {"display": "Tiny", "cpu": 0.5, "memory": "256M"}}},
     }))
-    ctx = WorkbenchContext(site, actor="steward")
+    ctx = WorkbenchContext(settings, actor="steward")
     data = workdir / "datasets"
     with ctx.session() as s:
         for user in ("alice", "bob", "carol"):
@@ -47,10 +47,10 @@ def sandbox_hub(tmp_path_factory, docker):
             folder.chmod(0o755)
             datasets.add_dataset(s, "steward", dataset_id, folder, site="site-1")
             grants.grant_access(s, "steward", owner, dataset_id, 7, "sandbox tests")
-    hub = HubProcess(workdir, site, api_ip=gateway(SUBNET), extra_config=EXTRA_CONFIG)
+    hub = HubProcess(workdir, settings, api_ip=gateway(SUBNET), extra_config=EXTRA_CONFIG)
     ensure_network(docker, NETWORK, SUBNET)
-    ensure_firewall(NETWORK, SUBNET, sandbox_open_ports(hub.site))
-    hub.ctx = WorkbenchContext(hub.site, actor="steward")
+    ensure_firewall(NETWORK, SUBNET, sandbox_open_ports(hub.settings))
+    hub.ctx = WorkbenchContext(hub.settings, actor="steward")
     try:
         yield hub.start()
     finally:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from imaging_workbench.catalog import accounts, datasets, grants
 from imaging_workbench.context import WorkbenchContext
+from imaging_workbench.deployment import validate_settings, with_defaults
 from imaging_workbench.hub.network import ensure_firewall, ensure_network, gateway, remove_firewall, sandbox_open_ports
-from imaging_workbench.site import DEFAULTS, _merge, validate_site
 
 from ..hubtools import HubProcess
 from ..waiting import wait_for
@@ -51,8 +51,8 @@ class Box:
                 f'c.WorkbenchSpawner.home_volume = "{self.prefix}-home-{{username}}"\n')
 
 
-def _site(workdir: Path, box: Box) -> dict:
-    return validate_site(_merge(DEFAULTS, {
+def _settings(workdir: Path, box: Box) -> dict:
+    return validate_settings(with_defaults({
         "state_dir": str(workdir / "state"),
         "sandbox": {"network": box.network, "subnet": box.subnet, "revocation_interval": 5,
                     "default_profile": "standard",
@@ -80,13 +80,13 @@ def own_sandbox_hub(workdir: Path, docker, box: Box, extra_config: str = "", ima
     `images_dir`: where the hub's spawner keeps capped-home images (set in `extra_config`); their
     loop devices are detached at exit.
     """
-    site = _site(workdir, box)
-    _add_people_and_data(WorkbenchContext(site, actor="steward"), workdir / "datasets")
-    hub = HubProcess(workdir, site, api_ip=box.gateway, extra_config=box.spawner_config() + extra_config)
-    hub.ctx = WorkbenchContext(hub.site, actor="steward")
+    settings = _settings(workdir, box)
+    _add_people_and_data(WorkbenchContext(settings, actor="steward"), workdir / "datasets")
+    hub = HubProcess(workdir, settings, api_ip=box.gateway, extra_config=box.spawner_config() + extra_config)
+    hub.ctx = WorkbenchContext(hub.settings, actor="steward")
     try:
         ensure_network(docker, box.network, box.subnet)
-        ensure_firewall(box.network, box.subnet, sandbox_open_ports(hub.site))
+        ensure_firewall(box.network, box.subnet, sandbox_open_ports(hub.settings))
         yield hub.start()
     finally:
         try:

@@ -36,7 +36,7 @@ def dave(sandbox_hub, tmp_path_factory):
 
 
 def interval(hub) -> float:
-    return hub.site["sandbox"]["revocation_interval"]
+    return hub.settings["sandbox"]["revocation_interval"]
 
 
 def server_running(hub) -> bool:

@@ -115,7 +115,7 @@ def test_no_way_out_but_the_hub_api(alice, docker):
             assert run_in(docker, "alice", PROBE.format(host=gw, port=port))[1].startswith("blocked")
         assert on_bridge.accepted == on_all.accepted == 0
         # the hub API on the gateway is the one thing open
-        assert run_in(docker, "alice", PROBE.format(host=gw, port=hub.site["hub"]["api_port"]))[1] == "connected\n"
+        assert run_in(docker, "alice", PROBE.format(host=gw, port=hub.settings["hub"]["api_port"]))[1] == "connected\n"
     finally:
         on_bridge.sock.close()
         on_all.sock.close()

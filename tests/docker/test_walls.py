@@ -28,6 +28,6 @@ def test_a_spawn_without_the_firewall_chain_is_refused_and_works_once_it_is_rest
         assert "workbench sandbox-network" in r.text, r.text
         assert not docker.containers.list(all=True, filters={"name": f"{PREFIX}-{USER}"})
     finally:
-        ensure_firewall(NETWORK, SUBNET, sandbox_open_ports(hub.site))
+        ensure_firewall(NETWORK, SUBNET, sandbox_open_ports(hub.settings))
     start_server(hub, USER)
     stop_server(hub, USER)

@@ -23,7 +23,7 @@ import pytest
 import requests
 
 from imaging_workbench.context import WorkbenchContext
-from imaging_workbench.site import DEFAULTS, _merge, validate_site
+from imaging_workbench.deployment import validate_settings, with_defaults
 
 from ..waiting import free_port, wait_for
 
@@ -52,13 +52,13 @@ def fed_env(tmp_path_factory, demo_data):
     workdir = tmp_path_factory.mktemp("fed")
     for p in (workdir, workdir.parent):
         p.chmod(0o755)
-    site = validate_site(_merge(DEFAULTS, {
+    settings = validate_settings(with_defaults({
         "state_dir": str(workdir / "state"),
         "hub": {"service_port": free_port()},
         "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 30, "job_timeout": 240,
                        "noise": 0.02, "min_count": 10},
     }))
-    ctx = WorkbenchContext(site, actor="steward")
+    ctx = WorkbenchContext(settings, actor="steward")
     with ctx.session() as s:
         for name in ("alice", "bob", "carol"):
             accounts.add_account(s, "steward", name)
@@ -67,7 +67,7 @@ def fed_env(tmp_path_factory, demo_data):
                                  body_part=spec.body_part, site=spec.site)
             grants.grant_access(s, "steward", "alice", dataset_id, 30, "federated tests")
         grants.grant_access(s, "steward", "bob", "lung-ct", 30, "federated tests")
-    return workdir, site, ctx
+    return workdir, settings, ctx
 
 
 @pytest.fixture(scope="session")
@@ -75,23 +75,23 @@ def federation(fed_env):
     from imaging_workbench.federation import embedded
     from imaging_workbench.federation.settings import federation_settings
 
-    _, site, ctx = fed_env
-    settings = federation_settings(site)
+    _, settings, ctx = fed_env
+    federation = federation_settings(settings)
     with ctx.session() as s:
-        datasets = embedded.site_datasets_from_catalog(s, settings)
+        datasets = embedded.site_datasets_from_catalog(s, federation)
     try:
-        embedded.up(settings, datasets, timeout=120)
-        yield settings
+        embedded.up(federation, datasets, timeout=120)
+        yield federation
     finally:
-        embedded.down(settings)
+        embedded.down(federation)
 
 
 # Loaded before the test-admin file (90-...), whose appends then apply on top.
 EXTERNAL_SERVICE = '''
 import os
+from imaging_workbench.deployment import load_settings
 from imaging_workbench.hub.configurer import update_services
-from imaging_workbench.site import load_site
-update_services(c, load_site(os.environ["WORKBENCH_SITE"]),
+update_services(c, load_settings(os.environ["WORKBENCH_SETTINGS"]),
                 [{{"name": {name!r}, "url": {url!r}, "api_token": {token!r}}}])
 '''
 
@@ -100,11 +100,11 @@ update_services(c, load_site(os.environ["WORKBENCH_SITE"]),
 def fed_hub(fed_env):
     from ..hubtools import HubProcess
 
-    workdir, site, _ = fed_env
+    workdir, settings, _ = fed_env
     token = secrets.token_hex(16)
     (workdir / "hub").mkdir()
-    hub = HubProcess(workdir / "hub", site)
-    url = f"http://127.0.0.1:{hub.site['hub']['service_port']}"
+    hub = HubProcess(workdir / "hub", settings)
+    url = f"http://127.0.0.1:{hub.settings['hub']['service_port']}"
     (workdir / "hub" / "config.d" / "89-federation.py").write_text(
         EXTERNAL_SERVICE.format(name=SERVICE, url=url, token=token))
     hub.service_token = token
@@ -123,11 +123,11 @@ def fed_hub(fed_env):
 class ServiceProcess:
     """`python -m imaging_workbench.federation.service` with the environment a hub gives a service."""
 
-    def __init__(self, hub, site_file: Path, port: int, log: Path):
+    def __init__(self, hub, settings_file: Path, port: int, log: Path):
         self.env = {**os.environ, "JUPYTERHUB_API_TOKEN": hub.service_token,
-                    "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub.site['hub']['api_port']}/hub/api",
+                    "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub.settings['hub']['api_port']}/hub/api",
                     "JUPYTERHUB_SERVICE_NAME": SERVICE, "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
-                    "WORKBENCH_SITE": str(site_file)}
+                    "WORKBENCH_SETTINGS": str(settings_file)}
         self.url = f"http://127.0.0.1:{port}{PREFIX}"
         self.log = log
         self.process = None
@@ -161,8 +161,9 @@ class ServiceProcess:
 
 @pytest.fixture(scope="session")
 def fed_service(fed_hub, federation, fed_env):
-    workdir, site, _ = fed_env
-    service = ServiceProcess(fed_hub, fed_hub.site_file, fed_hub.site["hub"]["service_port"], workdir / "service.log")
+    workdir, _, _ = fed_env
+    service = ServiceProcess(fed_hub, fed_hub.settings_file, fed_hub.settings["hub"]["service_port"],
+                             workdir / "service.log")
     try:
         yield service.start()
     finally:

@@ -19,7 +19,7 @@ import yaml
 
 from imaging_workbench.clock import utcnow
 from imaging_workbench.context import WorkbenchContext
-from imaging_workbench.site import DEFAULTS, _merge, validate_site
+from imaging_workbench.deployment import validate_settings, with_defaults
 from imaging_workbench.stack import STACK_ENV, STACK_LABEL, marked_processes, stack_id
 
 from ..waiting import free_port, wait_for
@@ -38,40 +38,40 @@ def stack(tmp_path_factory):
     from imaging_workbench.federation.settings import federation_settings
 
     workdir = tmp_path_factory.mktemp("stack")
-    site = validate_site(_merge(DEFAULTS, {
+    settings = validate_settings(with_defaults({
         "state_dir": str(workdir / "state"),
         "hub": {"port": free_port(), "api_ip": "127.0.0.1", "api_port": free_port(), "proxy_api_port": free_port(),
                 "service_port": free_port()},
         "federation": {"fl_port": free_port(), "admin_port": free_port()},
     }))
-    site_file = workdir / "workbench.yaml"
-    site_file.write_text(yaml.safe_dump(site))
-    ctx = WorkbenchContext(site, actor="steward")
+    settings_file = workdir / "workbench.yaml"
+    settings_file.write_text(yaml.safe_dump(settings))
+    ctx = WorkbenchContext(settings, actor="steward")
     with ctx.session() as s:
         s.add(FederatedJob(id="stuck", user="alice", algorithm="cohort-statistics", version="1.0", params={},
                            datasets=[], site_datasets={}, flare_job_id="no-such-flare-job", status="running",
                            submitted_at=utcnow(), deadline=utcnow() + timedelta(days=1)))
-    settings = federation_settings(site)
-    embedded.up(settings, {}, timeout=120)
+    federation = federation_settings(settings)
+    embedded.up(federation, {}, timeout=120)
     try:
-        yield {"site": site, "file": site_file, "settings": settings, "ctx": ctx, "workdir": workdir}
+        yield {"settings": settings, "file": settings_file, "federation": federation, "ctx": ctx, "workdir": workdir}
     finally:
-        embedded.down(settings)
+        embedded.down(federation)
 
 
-def stack_processes(site) -> list:
-    return marked_processes({STACK_ENV: stack_id(site)})
+def stack_processes(settings) -> list:
+    return marked_processes({STACK_ENV: stack_id(settings)})
 
 
 def start_hub(stack) -> subprocess.Popen:
     """`scripts/run_hub.sh`, the last step of `make up`, up with its three services."""
-    env = {**os.environ, "WORKBENCH_SITE": str(stack["file"])}
+    env = {**os.environ, "WORKBENCH_SETTINGS": str(stack["file"])}
     log = open(stack["workdir"] / "run_hub.log", "ab")
     proc = subprocess.Popen(["bash", "scripts/run_hub.sh"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     log.close()
-    port = stack["site"]["hub"]["port"]
-    service = f"http://127.0.0.1:{stack['site']['hub']['service_port']}/services/workbench-federation/api/health"
+    port = stack["settings"]["hub"]["port"]
+    service = f"http://127.0.0.1:{stack['settings']['hub']['service_port']}/services/workbench-federation/api/health"
 
     def up():
         if proc.poll() is not None:
@@ -80,7 +80,7 @@ def start_hub(stack) -> subprocess.Popen:
             ready = requests.get(f"http://127.0.0.1:{port}/hub/api/", timeout=2).ok and requests.get(service, timeout=2).ok
         except requests.RequestException:
             return False
-        commands = " ".join(p.command for p in stack_processes(stack["site"]))
+        commands = " ".join(p.command for p in stack_processes(stack["settings"]))
         return ready and all(s in commands for s in SERVICES) and "configurable-http-proxy" in commands
 
     wait_for(up, 90, what="the hub, its proxy and its three services")
@@ -89,12 +89,12 @@ def start_hub(stack) -> subprocess.Popen:
 
 def stops_within(stack, proc, seconds: float) -> float:
     """SIGTERM `make up`'s hub script; return how long until nothing of the stack runs."""
-    before = stack_processes(stack["site"])
+    before = stack_processes(stack["settings"])
     started = time.monotonic()
     os.kill(proc.pid, signal.SIGTERM)
-    wait_for(lambda: not stack_processes(stack["site"]) and proc.poll() is not None, seconds, interval=0.1,
+    wait_for(lambda: not stack_processes(stack["settings"]) and proc.poll() is not None, seconds, interval=0.1,
              what=f"the hub, proxy and services to stop (were: {[p.command[:60] for p in before]}; "
-                  f"left: {stack_processes(stack['site'])})")
+                  f"left: {stack_processes(stack['settings'])})")
     return time.monotonic() - started
 
 
@@ -103,9 +103,9 @@ def test_sigterm_stops_hub_proxy_and_services_within_5_s_with_the_sites_up_then_
 
     proc = start_hub(stack)
     took_up = stops_within(stack, proc, 5)
-    assert all(row["running"] for row in embedded.status(stack["settings"]).values()), "the sites must keep running"
+    assert all(row["running"] for row in embedded.status(stack["federation"]).values()), "the sites must keep running"
 
-    embedded.down(stack["settings"])
+    embedded.down(stack["federation"])
     proc = start_hub(stack)
     time.sleep(2)  # the service is now retrying its FLARE session for the job it follows
     took_down = stops_within(stack, proc, 5)
@@ -123,23 +123,24 @@ def test_workbench_down_stops_everything_keeps_the_data_and_a_second_run_is_a_no
     (data / "scan.dcm").write_bytes(b"DICM" * 64)
     with stack["ctx"].session() as s:
         datasets.add_dataset(s, "steward", "kept-ct", data, site="site-1")
-    embedded.up(stack["settings"], {}, timeout=120)
+    embedded.up(stack["federation"], {}, timeout=120)
     proc = start_hub(stack)
     docker = docker_sdk.from_env()
     sandbox = docker.containers.run("workbench-singleuser:latest", ["sleep", "300"], detach=True, network_mode="none",
-                                    name=f"wbtest-down-{os.getpid()}", labels={STACK_LABEL: stack_id(stack["site"])})
+                                    name=f"wbtest-down-{os.getpid()}",
+                                    labels={STACK_LABEL: stack_id(stack["settings"])})
     try:
-        first = subprocess.run([*WORKBENCH, "--site", str(stack["file"]), "down"], capture_output=True, text=True,
+        first = subprocess.run([*WORKBENCH, "--settings", str(stack["file"]), "down"], capture_output=True, text=True,
                                timeout=120)
         assert first.returncode == 0, first.stderr
         assert "stopped hub" in first.stdout and f"stopped sandbox {sandbox.name}" in first.stdout
-        assert all(f"stopped FLARE {name}" in first.stdout for name in ("server", *stack["settings"].sites))
+        assert all(f"stopped FLARE {name}" in first.stdout for name in ("server", *stack["federation"].sites))
         wait_for(lambda: proc.poll() is not None, 10, what="run_hub.sh to end with its hub")
-        assert not stack_processes(stack["site"])
-        assert not any(row["running"] for row in embedded.status(stack["settings"]).values())
+        assert not stack_processes(stack["settings"])
+        assert not any(row["running"] for row in embedded.status(stack["federation"]).values())
         assert not docker.containers.list(all=True, filters={"id": sandbox.id})
 
-        second = subprocess.run([*WORKBENCH, "--site", str(stack["file"]), "down"], capture_output=True,
+        second = subprocess.run([*WORKBENCH, "--settings", str(stack["file"]), "down"], capture_output=True,
                                 text=True, timeout=60)
         assert second.returncode == 0 and "nothing was running" in second.stdout, second.stdout
     finally:
@@ -151,4 +152,4 @@ def test_workbench_down_stops_everything_keeps_the_data_and_a_second_run_is_a_no
         assert [d.id for d in datasets.list_datasets(s)] == ["kept-ct"]
         assert audit.verify_chain(s) == []
     assert (data / "scan.dcm").read_bytes() == b"DICM" * 64
-    assert stack["settings"].kit("site-1").is_dir()
+    assert stack["federation"].kit("site-1").is_dir()

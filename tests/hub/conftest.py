@@ -3,21 +3,21 @@
 import pytest
 
 from imaging_workbench.context import WorkbenchContext
+from imaging_workbench.deployment import validate_settings, with_defaults
 from imaging_workbench.hub.commands import ensure_demo_users
-from imaging_workbench.site import DEFAULTS, _merge, validate_site
 
 from ..hubtools import HubProcess
 
 
 @pytest.fixture(scope="module")
-def hub_site(tmp_path_factory):
+def hub_settings(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("hub")
-    return workdir, validate_site(_merge(DEFAULTS, {"state_dir": str(workdir / "state")}))
+    return workdir, validate_settings(with_defaults({"state_dir": str(workdir / "state")}))
 
 
 @pytest.fixture(scope="module")
-def logins(hub_site):
-    return ensure_demo_users(WorkbenchContext(hub_site[1], actor="steward"))
+def logins(hub_settings):
+    return ensure_demo_users(WorkbenchContext(hub_settings[1], actor="steward"))
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,9 @@ def hub_extra_config():
 
 
 @pytest.fixture(scope="module")
-def hub(hub_site, logins, hub_extra_config):
-    workdir, site = hub_site
-    process = HubProcess(workdir, site, extra_config=hub_extra_config)
+def hub(hub_settings, logins, hub_extra_config):
+    workdir, settings = hub_settings
+    process = HubProcess(workdir, settings, extra_config=hub_extra_config)
     try:
         yield process.start()
     finally:

@@ -1,7 +1,7 @@
 """Operators and stewards on a real hub: no way into a researcher's server or tokens, before or after
 trying to raise their own rights; and what an operator must still be able to do.
 
-The site names operator `oscar` and steward `sally` of dataset `lung-ct`; `alice` is a researcher.
+The deployment settings name operator `oscar` and steward `sally` of dataset `lung-ct`; `alice` is a researcher.
 Each gets a token the way a person does: log in on the login page, then ask the hub for a token
 (it holds everything its owner may do). A local single-user server stands in for the docker
 sandbox, so alice's server can really run: what is under test is who may reach it, not the sandbox.
@@ -14,7 +14,7 @@ import os
 import pytest
 import requests
 
-from imaging_workbench.site import DEFAULTS, _merge, validate_site
+from imaging_workbench.deployment import validate_settings, with_defaults
 from imaging_workbench.stack import STACK_ENV, stack_id
 
 from ..hubtools import log_in
@@ -39,17 +39,17 @@ c.JupyterHub.load_roles.append({{"name": "test-helpdesk", "groups": ["test-helpd
 
 
 @pytest.fixture(scope="module")
-def hub_site(tmp_path_factory):
+def hub_settings(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("hub-roles")
-    settings = {"state_dir": str(workdir / "state"),
-                "roles": {"operators": ["oscar"], "stewards": {"lung-ct": ["sally"]}}}
-    return workdir, validate_site(_merge(DEFAULTS, settings))
+    overrides = {"state_dir": str(workdir / "state"),
+                 "roles": {"operators": ["oscar"], "stewards": {"lung-ct": ["sally"]}}}
+    return workdir, validate_settings(with_defaults(overrides))
 
 
 @pytest.fixture(scope="module")
-def hub_extra_config(hub_site):
-    workdir, site = hub_site
-    return TEST_CONFIG.format(home=str(workdir / "home" / "{username}"), stack_env=STACK_ENV, stack=stack_id(site),
+def hub_extra_config(hub_settings):
+    workdir, settings = hub_settings
+    return TEST_CONFIG.format(home=str(workdir / "home" / "{username}"), stack_env=STACK_ENV, stack=stack_id(settings),
                               args=["--allow-root"] if os.geteuid() == 0 else [])
 
 

@@ -13,6 +13,7 @@ from traitlets.config import Config
 from imaging_workbench.catalog import datasets
 from imaging_workbench.catalog.audit_key import key_file
 from imaging_workbench.catalog.dataset_paths import DEMO_DATA
+from imaging_workbench.deployment import catalog_url
 from imaging_workbench.dicom.demo import DEMO_DATASETS, ensure_demo_data
 from imaging_workbench.federation import embedded
 from imaging_workbench.federation.provision import ensure_embedded_kits
@@ -20,7 +21,6 @@ from imaging_workbench.federation.settings import federation_settings
 from imaging_workbench.hub.commands import ensure_demo_users
 from imaging_workbench.hub.configurer import update_hub
 from imaging_workbench.private_state import ensure_private_state, ensure_state_dir
-from imaging_workbench.site import catalog_url
 
 # What group and others may do under the state directory, on purpose. Everything else: nothing.
 ALLOWED = {
@@ -70,37 +70,37 @@ class HubFiles:
 
 
 @pytest.fixture
-def made_up(site, ctx, dataset_dir, make_up_umask):
+def made_up(settings, ctx, dataset_dir, make_up_umask):
     """The state directory after the `make up` steps that need no docker and no FLARE process."""
     state = ctx.state_dir
     ensure_demo_data(state / DEMO_DATA, "small", datasets=DEMO_DATASETS[:1])
     dataset = dataset_dir("ct-a")
     with ctx.session() as s:  # the catalog, and the audit key with the first audited change
         datasets.add_dataset(s, ctx.actor, "ct-a", dataset)
-    settings = federation_settings(site)
-    ensure_embedded_kits(settings)
+    federation = federation_settings(settings)
+    ensure_embedded_kits(federation)
     ensure_demo_users(ctx)
     c = Config()
-    update_hub(c, site)
+    update_hub(c, settings)
     hub = HubFiles(c)
     hub.write()
     ctx.engine.dispose()
-    return {"state": state, "settings": settings, "hub": hub, "dataset": dataset}
+    return {"state": state, "federation": federation, "hub": hub, "dataset": dataset}
 
 
-def secrets_of(site, made_up):
+def secrets_of(settings, made_up):
     """Each secret file and folder the workbench keeps, found where the code names it."""
-    settings, hub = made_up["settings"], made_up["hub"]
-    files = [Path(make_url(catalog_url(site)).database), key_file(site), made_up["state"] / "demo-logins.json",
-             hub.db, hub.cookie_secret, *sorted(settings.prod_dir.rglob("*.key"))]
-    folders = [settings.workdir, settings.prod_dir, *(p for p in settings.prod_dir.rglob("*") if p.is_dir())]
+    federation, hub = made_up["federation"], made_up["hub"]
+    files = [Path(make_url(catalog_url(settings)).database), key_file(settings), made_up["state"] / "demo-logins.json",
+             hub.db, hub.cookie_secret, *sorted(federation.prod_dir.rglob("*.key"))]
+    folders = [federation.workdir, federation.prod_dir, *(p for p in federation.prod_dir.rglob("*") if p.is_dir())]
     return files, folders
 
 
-def test_after_make_up_every_secret_is_its_owners_and_nothing_else_is_open(site, made_up):
-    ensure_private_state(site)
-    files, folders = secrets_of(site, made_up)
-    assert len(list(made_up["settings"].prod_dir.rglob("*.key"))) == 5  # the server's, 3 sites' and the service's
+def test_after_make_up_every_secret_is_its_owners_and_nothing_else_is_open(settings, made_up):
+    ensure_private_state(settings)
+    files, folders = secrets_of(settings, made_up)
+    assert len(list(made_up["federation"].prod_dir.rglob("*.key"))) == 5  # the server's, 3 sites' and the service's
     assert {str(f): f"{mode(f):03o}" for f in files} == {str(f): "600" for f in files}
     assert {str(f): f"{mode(f):03o}" for f in folders} == {str(f): "700" for f in folders}
     assert open_to_others(made_up["state"]) == []
@@ -130,48 +130,48 @@ def test_an_older_install_is_repaired_and_each_change_reported(made_up, cli):
     assert rc == 0 and " -> " not in out and "already readable by its owner only" in out
 
 
-def test_the_demo_data_and_dataset_folders_stay_readable_by_others(site, made_up):
+def test_the_demo_data_and_dataset_folders_stay_readable_by_others(settings, made_up):
     state, dataset = made_up["state"], made_up["dataset"]
     public = [state / DEMO_DATA, *(state / DEMO_DATA).rglob("*"), dataset, *dataset.rglob("*")]
     before = {str(p): mode(p) for p in public}
-    ensure_private_state(site)
+    ensure_private_state(settings)
     assert {str(p): mode(p) for p in public} == before
     assert all(before[str(p)] & 0o005 == 0o005 for p in public if p.is_dir())  # others list and enter them
     assert mode(state) & 0o001  # and pass through the state directory to the demo data
 
 
-def test_a_stricter_mode_stays_and_a_symlink_out_is_not_followed(site, made_up, tmp_path):
+def test_a_stricter_mode_stays_and_a_symlink_out_is_not_followed(settings, made_up, tmp_path):
     state = made_up["state"]
     outside = tmp_path / "elsewhere.txt"
     outside.write_text("not ours")
     outside.chmod(0o644)
     (state / "link").symlink_to(outside)
     state.chmod(0o700)
-    ensure_private_state(site)
+    ensure_private_state(settings)
     assert mode(outside) == 0o644
     assert mode(state) == 0o700
 
 
-def test_a_new_state_dir_is_made_traverse_only(site, make_up_umask):
-    assert mode(ensure_state_dir(site)) == 0o711
+def test_a_new_state_dir_is_made_traverse_only(settings, make_up_umask):
+    assert mode(ensure_state_dir(settings)) == 0o711
 
 
-def test_kits_are_private_as_soon_as_they_are_provisioned(site, make_up_umask):
-    settings = federation_settings(site)
-    ensure_embedded_kits(settings)
-    assert open_to_others(Path(site["state_dir"])) == []
-    assert mode(settings.kit("server") / "startup" / "start.sh") == 0o700  # NVFlare's 0755, tightened; still runs
+def test_kits_are_private_as_soon_as_they_are_provisioned(settings, make_up_umask):
+    federation = federation_settings(settings)
+    ensure_embedded_kits(federation)
+    assert open_to_others(Path(settings["state_dir"])) == []
+    assert mode(federation.kit("server") / "startup" / "start.sh") == 0o700  # NVFlare's 0755, tightened; still runs
 
 
 def test_a_federation_workdir_outside_the_state_dir_is_made_private_too(tmp_path, make_up_umask):
-    from imaging_workbench.site import DEFAULTS, _merge, validate_site
+    from imaging_workbench.deployment import validate_settings, with_defaults
 
-    site = validate_site(_merge(DEFAULTS, {"state_dir": str(tmp_path / "state"),
-                                           "federation": {"workdir": str(tmp_path / "flare")}}))
+    settings = validate_settings(with_defaults({"state_dir": str(tmp_path / "state"),
+                                                "federation": {"workdir": str(tmp_path / "flare")}}))
     (tmp_path / "state").mkdir()
-    ensure_embedded_kits(federation_settings(site))
+    ensure_embedded_kits(federation_settings(settings))
     (tmp_path / "flare" / "results").mkdir(mode=0o755)
-    ensure_private_state(site)
+    ensure_private_state(settings)
     assert open_to_others(tmp_path / "flare") == []
 
 
@@ -185,14 +185,14 @@ class RecordingPopen:
         RecordingPopen.started.append(kwargs)
 
 
-def test_a_started_participant_logs_and_writes_its_pid_file_privately(site, make_up_umask, monkeypatch):
-    settings = federation_settings(site)
-    ensure_embedded_kits(settings)
+def test_a_started_participant_logs_and_writes_its_pid_file_privately(settings, make_up_umask, monkeypatch):
+    federation = federation_settings(settings)
+    ensure_embedded_kits(federation)
     monkeypatch.setattr(embedded.subprocess, "Popen", RecordingPopen)
     monkeypatch.setattr(RecordingPopen, "started", [])
-    embedded.start_participant(settings, "site-1")
+    embedded.start_participant(federation, "site-1")
     assert RecordingPopen.started[-1]["umask"] == 0o077  # what FLARE writes (jobs, snapshots) is private too
-    assert {p.name: mode(p) for p in settings.workdir.iterdir() if p.name in ("logs", "run")} == {
+    assert {p.name: mode(p) for p in federation.workdir.iterdir() if p.name in ("logs", "run")} == {
         "logs": 0o700, "run": 0o700}
-    assert mode(embedded.log_file(settings, "site-1")) == 0o600
-    assert open_to_others(Path(site["state_dir"])) == []
+    assert mode(embedded.log_file(federation, "site-1")) == 0o600
+    assert open_to_others(Path(settings["state_dir"])) == []

@@ -21,8 +21,9 @@ COMMAND_MODULES = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description="Cancer Imaging Workbench")
-    parser.add_argument("--settings", "--site", dest="site_file", metavar="FILE",
-                        help="deployment settings file (default: $WORKBENCH_SITE or ./hub_config/workbench.yaml)")
+    parser.add_argument("--settings", "--site", dest="settings_file", metavar="FILE",
+                        help="deployment settings file (default: $WORKBENCH_SETTINGS or ./hub_config/workbench.yaml); "
+                             "--site is its old name")
     parser.add_argument("--as", dest="actor", metavar="NAME", help="who acts, for the audit trail (default: $USER)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -33,10 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .context import WorkbenchContext
-    from .site import load_site
+    from .deployment import load_settings
 
     try:
-        ctx = WorkbenchContext(load_site(args.site_file), actor=args.actor)
+        ctx = WorkbenchContext(load_settings(args.settings_file), actor=args.actor)
         return args.handler(ctx, args) or 0
     except WorkbenchError as e:
         print(f"error: {e}", file=sys.stderr)

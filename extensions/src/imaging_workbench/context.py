@@ -1,4 +1,4 @@
-"""What every command and service needs: the site settings and a catalog session."""
+"""What every command and service needs: the deployment settings and a catalog session."""
 
 import getpass
 import os
@@ -12,31 +12,31 @@ from .catalog import audit
 from .catalog.audit_key import key_file
 from .catalog.engine import create_catalog_engine
 from .private_state import ensure_state_dir
-from .site import catalog_url, load_site
+from .deployment import catalog_url, load_settings
 
 
 class WorkbenchContext:
-    """Site settings plus a lazily opened catalog database, for one actor (who acts, for the audit)."""
+    """The deployment settings plus a lazily opened catalog database, for one actor (who acts, for the audit)."""
 
-    def __init__(self, site: dict | None = None, actor: str | None = None):
-        self.site = site if site is not None else load_site()
+    def __init__(self, settings: dict | None = None, actor: str | None = None):
+        self.settings = settings if settings is not None else load_settings()
         self.actor = actor or os.environ.get("WORKBENCH_ACTOR") or getpass.getuser()
 
     @property
     def state_dir(self) -> Path:
-        return Path(self.site["state_dir"])
+        return Path(self.settings["state_dir"])
 
     @property
     def db_url(self) -> str:
-        return catalog_url(self.site)
+        return catalog_url(self.settings)
 
     @cached_property
     def audit_key_file(self) -> Path:
         """Where the audit trail's key is; the state directory is ours to create, other folders are not."""
-        path = key_file(self.site)
+        path = key_file(self.settings)
         if path.parent == self.state_dir:
             try:
-                ensure_state_dir(self.site)
+                ensure_state_dir(self.settings)
             except OSError:
                 pass  # audit_key.ensure_key names the missing folder if a key must be made there
         return path

@@ -62,9 +62,9 @@ def private_umask():
         os.umask(old)
 
 
-def ensure_state_dir(site: dict) -> Path:
+def ensure_state_dir(settings: dict) -> Path:
     """The state directory, created 0711 when missing (the layout above says why)."""
-    state = Path(site["state_dir"])
+    state = Path(settings["state_dir"])
     state.mkdir(mode=STATE_DIR, parents=True, exist_ok=True)
     return state
 
@@ -113,22 +113,22 @@ def ensure_private_tree(root: Path) -> list[Change]:
     return _tighten_tree(root.resolve()) if root.is_dir() else []
 
 
-def public_folders(site: dict) -> frozenset[Path]:
+def public_folders(settings: dict) -> frozenset[Path]:
     """The folders under the state directory that the sandbox user reads: the demo data."""
-    return frozenset({Path(site["state_dir"]).resolve() / DEMO_DATA})
+    return frozenset({Path(settings["state_dir"]).resolve() / DEMO_DATA})
 
 
-def ensure_private_state(site: dict) -> list[Change]:
+def ensure_private_state(settings: dict) -> list[Change]:
     """Tighten the state directory, and a federation workdir outside it, to the layout above.
 
     Returns each change made; none when everything was private already.
     """
-    state = Path(site["state_dir"])
+    state = Path(settings["state_dir"])
     if not state.is_dir():
         return []
     state = state.resolve()
-    changes = _tighten_tree(state, TRAVERSE, public_folders(site))
-    workdir = federation_settings(site).workdir.resolve()
+    changes = _tighten_tree(state, TRAVERSE, public_folders(settings))
+    workdir = federation_settings(settings).workdir.resolve()
     if workdir.is_dir() and workdir != state and state not in workdir.parents:
-        changes += _tighten_tree(workdir, 0, public_folders(site) | {state})  # a workdir above it: state as above
+        changes += _tighten_tree(workdir, 0, public_folders(settings) | {state})  # a workdir above it: state as above
     return changes

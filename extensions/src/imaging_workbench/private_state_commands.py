@@ -15,9 +15,9 @@ def print_changes(changes: list[Change]) -> None:
 
 
 def _private_state(ctx, args):
-    changes = ensure_private_state(ctx.site)
+    changes = ensure_private_state(ctx.settings)
     print_changes(changes)
-    kept = sorted(str(p) for p in public_folders(ctx.site) if p.is_dir())
+    kept = sorted(str(p) for p in public_folders(ctx.settings) if p.is_dir())
     print(f"state directory {ctx.state_dir}: {'now' if changes else 'already'} readable by its owner only"
           + (f", except for the sandbox user (uid 1000): {', '.join(kept)}" if kept else ""))
 

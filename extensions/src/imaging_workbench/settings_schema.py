@@ -4,7 +4,7 @@ Each key's `description` is its documentation; a `title` says what a value must 
 messages of `schema_problems` quote it ("'hub.port' must be a port number from 1 to 65535, not
 'eighty'"). Every mapping of fixed keys refuses other keys, naming the closest known one. Checks
 that need code are the custom formats (`FORMAT_CHECKER`); checks across keys live with the code
-that reads them (`site.py`, `federation/settings.py`).
+that reads them (`deployment.py`, `federation/settings.py`).
 """
 
 import difflib
@@ -154,7 +154,7 @@ FEDERATION = _section("Federated jobs on NVIDIA FLARE: where the server and serv
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "a mapping of deployment settings",
-    "description": "The workbench's deployment settings; every key is optional (see site.DEFAULTS).",
+    "description": "The workbench's deployment settings; every key is optional (see deployment.DEFAULTS).",
     "type": "object",
     "additionalProperties": False,
     "$defs": DEFS,
@@ -194,7 +194,7 @@ def _ipv4_network(value) -> bool:
 
 @FORMAT_CHECKER.checks("memory-size")
 def _memory_size(value) -> bool:
-    from .site import parse_memory  # site.py imports this module
+    from .deployment import parse_memory  # deployment.py imports this module
 
     try:
         return not isinstance(value, str) or parse_memory(value) > 0

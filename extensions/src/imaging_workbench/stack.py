@@ -18,9 +18,9 @@ STACK_LABEL = "org.workbench.stack"
 HUB_PID_FILE = "jupyterhub.pid"
 
 
-def stack_id(site: dict) -> str:
+def stack_id(settings: dict) -> str:
     """The mark of one deployment's processes and containers."""
-    return f"workbench:{Path(site['state_dir']).resolve()}"
+    return f"workbench:{Path(settings['state_dir']).resolve()}"
 
 
 @dataclass(frozen=True)
@@ -114,30 +114,30 @@ def _reap_children() -> None:
         pass
 
 
-def hub_pid(site: dict) -> int | None:
+def hub_pid(settings: dict) -> int | None:
     """The pid of this deployment's hub, from the pid file the hub writes, if it runs."""
     try:
-        pid = int((Path(site["state_dir"]) / HUB_PID_FILE).read_text())
+        pid = int((Path(settings["state_dir"]) / HUB_PID_FILE).read_text())
     except (OSError, ValueError):
         return None
     return pid if alive(pid) and "jupyterhub" in _command(pid) else None
 
 
-def stop_hub(site: dict, timeout: float = 10.0) -> list[str]:
+def stop_hub(settings: dict, timeout: float = 10.0) -> list[str]:
     """Stop the hub (it stops its proxy and services), then anything of the stack's still running
     (left by a hub that was killed hard). Returns what was stopped, one line each."""
     stopped = []
-    pid = hub_pid(site)
+    pid = hub_pid(settings)
     if pid:
         terminate([pid], timeout)
         stopped.append(f"hub (pid {pid})")
-    for proc in marked_processes({STACK_ENV: stack_id(site)}):
+    for proc in marked_processes({STACK_ENV: stack_id(settings)}):
         if terminate([proc.pid]):
             stopped.append(f"{proc.command[:80]} (pid {proc.pid})")
     return stopped
 
 
-def stop_sandboxes(site: dict, docker=None) -> list[str]:
+def stop_sandboxes(settings: dict, docker=None) -> list[str]:
     """Stop and remove this deployment's sandbox containers; home volumes stay."""
     from .errors import WorkbenchError
     from .hub.network import docker_client
@@ -147,20 +147,20 @@ def stop_sandboxes(site: dict, docker=None) -> list[str]:
     except WorkbenchError:
         return []  # no dockerd, so no sandbox runs
     stopped = []
-    for container in docker.containers.list(all=True, filters={"label": f"{STACK_LABEL}={stack_id(site)}"}):
+    for container in docker.containers.list(all=True, filters={"label": f"{STACK_LABEL}={stack_id(settings)}"}):
         container.remove(force=True)
         stopped.append(f"sandbox {container.name}")
     return stopped
 
 
-def down(site: dict) -> list[str]:
-    """Stop everything `make up` started for `site`: the hub with its proxy and services, the
-    sandboxes, the FLARE server and sites. Keeps every file, database and volume; a second call
-    stops nothing. Returns what was stopped, one line each."""
+def down(settings: dict) -> list[str]:
+    """Stop everything `make up` started for the deployment `settings` describe: the hub with its
+    proxy and services, the sandboxes, the FLARE server and sites. Keeps every file, database and
+    volume; a second call stops nothing. Returns what was stopped, one line each."""
     from .federation import embedded
     from .federation.settings import federation_settings
 
-    stopped = stop_hub(site)
-    stopped += stop_sandboxes(site)
-    stopped += [f"FLARE {name}" for name in embedded.down(federation_settings(site))]
+    stopped = stop_hub(settings)
+    stopped += stop_sandboxes(settings)
+    stopped += [f"FLARE {name}" for name in embedded.down(federation_settings(settings))]
     return stopped

@@ -25,7 +25,7 @@ def trail(ctx):
 
 def rewrite(session, key: bytes | None, scheme: str = audit.KEYED, change=lambda row: None) -> None:
     """What someone who can write the database does to cover an edit: recompute every row's
-    MAC and link, in order, with `key` (theirs, not the site's)."""
+    MAC and link, in order, with `key` (theirs, not the deployment's)."""
     prev = audit.GENESIS
     for row in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
         change(row)

@@ -38,15 +38,15 @@ def test_a_key_open_to_others_is_refused(ctx, cli, mode):
     assert rc == 1 and f"chmod 600 {key_file}" in err
 
 
-def test_the_sites_audit_key_file_setting_is_used(site, tmp_path):
+def test_the_deployments_audit_key_file_setting_is_used(settings, tmp_path):
     (tmp_path / "keys").mkdir()
-    ctx = WorkbenchContext({**site, "audit_key_file": str(tmp_path / "keys" / "catalog.key")}, actor="steward")
+    ctx = WorkbenchContext({**settings, "audit_key_file": str(tmp_path / "keys" / "catalog.key")}, actor="steward")
     record(ctx)
     assert (tmp_path / "keys" / "catalog.key").is_file() and not (ctx.state_dir / "audit.key").exists()
 
 
-def test_a_key_is_not_made_in_a_folder_that_does_not_exist(site, tmp_path):
-    ctx = WorkbenchContext({**site, "audit_key_file": str(tmp_path / "nowhere" / "audit.key")}, actor="steward")
+def test_a_key_is_not_made_in_a_folder_that_does_not_exist(settings, tmp_path):
+    ctx = WorkbenchContext({**settings, "audit_key_file": str(tmp_path / "nowhere" / "audit.key")}, actor="steward")
     with pytest.raises(WorkbenchError, match=f"the folder of the audit key file {tmp_path}/nowhere/audit.key"):
         record(ctx)
 
@@ -86,7 +86,7 @@ def test_processes_creating_the_key_at_once_agree(tmp_path):
 
 
 def test_the_hub_keys_rows_with_the_same_key_as_the_cli(ctx):
-    """A default site: the hub knows only the catalog URL, and the key lies beside the SQLite file."""
+    """Default deployment settings: the hub knows only the catalog URL, and the key lies beside the SQLite file."""
     record(ctx, "alice/lung")
     with catalog_session(ctx.db_url) as s:
         audit.record(s, "hub", "server.start", "alice/")

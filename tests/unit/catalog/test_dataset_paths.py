@@ -16,8 +16,8 @@ DICOM_ISH = b"\0" * 128 + b"DICM" + b"\0" * 64
 
 
 @pytest.fixture
-def state(site) -> Path:
-    path = Path(site["state_dir"])
+def state(settings) -> Path:
+    path = Path(settings["state_dir"])
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -158,12 +158,12 @@ def granted(ctx, dataset_dir):
 
 def test_a_registered_folder_later_replaced_by_a_symlink_to_root_is_not_mounted(granted, ctx, tmp_path):
     with ctx.session() as s:
-        assert granted_datasets(s, "alice", state_dir=ctx.site["state_dir"]) == {"lung": str(granted)}
+        assert granted_datasets(s, "alice", state_dir=ctx.settings["state_dir"]) == {"lung": str(granted)}
     granted.rename(tmp_path / "moved")
     granted.symlink_to("/")
     with ctx.session() as s, pytest.raises(WorkbenchError, match=f"'lung' cannot be mounted: dataset folder "
                                                                  f"{granted} resolves to /, the root"):
-        granted_datasets(s, "alice", state_dir=ctx.site["state_dir"])
+        granted_datasets(s, "alice", state_dir=ctx.settings["state_dir"])
 
 
 def test_a_registered_folder_swapped_for_a_symlink_to_another_folder_is_not_mounted(granted, ctx, tmp_path):
@@ -172,11 +172,11 @@ def test_a_registered_folder_swapped_for_a_symlink_to_another_folder_is_not_moun
     granted.rename(tmp_path / "moved")
     granted.symlink_to(elsewhere)
     with ctx.session() as s, pytest.raises(WorkbenchError, match="now resolves to .*elsewhere, not the folder"):
-        granted_datasets(s, "alice", state_dir=ctx.site["state_dir"])
+        granted_datasets(s, "alice", state_dir=ctx.settings["state_dir"])
 
 
 def test_a_registered_folder_swapped_for_the_state_dir_is_not_mounted(granted, ctx, tmp_path, state):
     granted.rename(tmp_path / "moved")
     granted.symlink_to(state)
     with ctx.session() as s, pytest.raises(WorkbenchError, match="resolves to .*, the deployment's state directory"):
-        granted_datasets(s, "alice", state_dir=ctx.site["state_dir"])
+        granted_datasets(s, "alice", state_dir=ctx.settings["state_dir"])

@@ -178,7 +178,7 @@ def test_a_previous_release_catalog_upgrades_keeping_every_row(database_url, tmp
     old = make_previous_release_catalog(database_url, old_rows())
     before = read_all(database_url, old)
     assert all(before.values()), "a row in every table"
-    key_file = tmp_path / "state" / "audit.key"  # where the site of the `cli` fixture keeps it
+    key_file = tmp_path / "state" / "audit.key"  # where the settings of the `cli` fixture keep it
     key_file.parent.mkdir()
 
     engine = create_catalog_engine(database_url, key_file)

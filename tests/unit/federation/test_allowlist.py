@@ -20,10 +20,10 @@ STOCK_EXECUTOR = "nvflare.app_common.np.np_trainer.NPTrainer"
 
 
 @pytest.fixture
-def kits(site):
-    settings = federation_settings(site)
-    ensure_embedded_kits(settings)
-    return settings
+def kits(settings):
+    federation = federation_settings(settings)
+    ensure_embedded_kits(federation)
+    return federation
 
 
 def deployed(workspace, job_folder, participant):

@@ -12,10 +12,10 @@ from imaging_workbench.federation.settings import federation_settings
 
 
 @pytest.fixture
-def kits(site):
-    settings = federation_settings(site)
-    ensure_embedded_kits(settings)
-    return settings
+def kits(settings):
+    federation = federation_settings(settings)
+    ensure_embedded_kits(federation)
+    return federation
 
 
 def test_server_listens_on_loopback_only(kits):
@@ -47,7 +47,7 @@ def test_a_site_admins_policy_edits_survive_reprovisioning(kits):
     assert '"min_count": 25' in policy.read_text()
 
 
-def test_provision_for_real_hosts(site, tmp_path):
+def test_provision_for_real_hosts(settings, tmp_path):
     project = tmp_path / "project.yml"
     project.write_text("""
 api_version: 3
@@ -57,17 +57,17 @@ participants:
   - {name: hospital-a, type: client, org: hosp_a}
   - {name: service@example.org, type: admin, org: coord, role: project_admin}
 """)
-    prod = provision_project(project, tmp_path / "out", federation_settings(site))
+    prod = provision_project(project, tmp_path / "out", federation_settings(settings))
     assert (prod / "hospital-a" / "local" / "privacy.json").is_file()
     assert (prod / "fl.example.org" / "startup" / "fed_server.json").is_file()
 
 
-def test_hub_service_definition(site):
-    [service] = hub_services(site, "172.29.248.1", site_file="/etc/workbench.yaml")
+def test_hub_service_definition(settings):
+    [service] = hub_services(settings, "172.29.248.1", settings_file="/etc/workbench.yaml")
     assert service["name"] == SERVICE_NAME
-    assert service["url"] == f"http://172.29.248.1:{site['hub']['service_port']}"
+    assert service["url"] == f"http://172.29.248.1:{settings['hub']['service_port']}"
     assert service["command"][-1] == "imaging_workbench.federation.service"
-    assert service["environment"]["WORKBENCH_SITE"] == "/etc/workbench.yaml"
+    assert service["environment"]["WORKBENCH_SETTINGS"] == "/etc/workbench.yaml"
     assert service["oauth_no_confirm"] is True
 
 
@@ -82,7 +82,7 @@ def test_service_application_answers_health_without_a_socket(ctx):
     from imaging_workbench.federation.manager import JobManager
     from imaging_workbench.federation.service import create_application
 
-    app = create_application(JobManager(ctx, federation_settings(ctx.site)), hub_auth=None)
+    app = create_application(JobManager(ctx, federation_settings(ctx.settings)), hub_auth=None)
     paths = {rule.matcher.regex.pattern for rule in app.wildcard_router.rules}
     assert any(p.startswith("/services/workbench-federation/api/jobs") for p in paths)
     assert any(p.startswith("/api/jobs") for p in paths)

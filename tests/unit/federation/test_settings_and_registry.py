@@ -6,19 +6,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from imaging_workbench.deployment import validate_settings
 from imaging_workbench.errors import WorkbenchError
 from imaging_workbench.federation.registry import ALGORITHMS, get_algorithm, param_errors, validate_params
 from imaging_workbench.federation.settings import FederationSettings, federation_settings
 from imaging_workbench.settings_schema import SCHEMA
-from imaging_workbench.site import validate_site
 
 
-def test_defaults_put_everything_on_loopback_under_the_state_dir(site):
-    settings = federation_settings(site)
-    assert settings.host == "127.0.0.1"
-    assert str(settings.workdir) == f"{site['state_dir']}/federation"
-    assert settings.sites == ("site-1", "site-2", "site-3")
-    assert settings.min_count == 10 and settings.service_port == site["hub"]["service_port"]
+def test_defaults_put_everything_on_loopback_under_the_state_dir(settings):
+    federation = federation_settings(settings)
+    assert federation.host == "127.0.0.1"
+    assert str(federation.workdir) == f"{settings['state_dir']}/federation"
+    assert federation.sites == ("site-1", "site-2", "site-3")
+    assert federation.min_count == 10 and federation.service_port == settings["hub"]["service_port"]
 
 
 @pytest.mark.parametrize("section, key, problem", [
@@ -32,9 +32,9 @@ def test_defaults_put_everything_on_loopback_under_the_state_dir(site):
     ({"admin_port": 8102}, "admin_port", "is 8102, the same port as 'federation.fl_port'"),
     ({"project": ""}, "project", "must be a non-empty string"),
 ])
-def test_bad_federation_settings_name_the_key(site, section, key, problem):
+def test_bad_federation_settings_name_the_key(settings, section, key, problem):
     with pytest.raises(WorkbenchError) as e:
-        validate_site({**site, "federation": section})
+        validate_settings({**settings, "federation": section})
     assert f"'federation.{key}' {problem}" in e.value.message
 
 
@@ -42,19 +42,19 @@ def test_every_federation_setting_is_in_the_schema():
     assert set(SCHEMA["properties"]["federation"]["properties"]) == {f.name for f in fields(FederationSettings)}
 
 
-def test_shipped_federation_example_gives_the_defaults(site):
+def test_shipped_federation_example_gives_the_defaults(settings):
     """The commented `federation:` block in hub_config/workbench.yaml shows the real defaults."""
     text = (Path(__file__).parents[3] / "hub_config" / "workbench.yaml").read_text()
     block = text[text.index("# federation:"):].splitlines()
     example = yaml.safe_load("\n".join(line[2:] for line in block if "workdir:" not in line))
-    assert federation_settings(validate_site({**site, **example})) == federation_settings(site)
+    assert federation_settings(validate_settings({**settings, **example})) == federation_settings(settings)
 
 
-def test_given_values_override_the_defaults(site):
-    settings = federation_settings(validate_site({**site, "federation": {
+def test_given_values_override_the_defaults(settings):
+    federation = federation_settings(validate_settings({**settings, "federation": {
         "workdir": "/srv/fl", "sites": ["hospital-a"], "noise": 0, "service_port": 9000}}))
-    assert settings.workdir == Path("/srv/fl") and settings.sites == ("hospital-a",)
-    assert settings.noise == 0.0 and isinstance(settings.noise, float) and settings.service_port == 9000
+    assert federation.workdir == Path("/srv/fl") and federation.sites == ("hospital-a",)
+    assert federation.noise == 0.0 and isinstance(federation.noise, float) and federation.service_port == 9000
 
 
 def test_every_algorithm_has_a_schema_and_says_what_leaves_the_site():

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from imaging_workbench.catalog import accounts, audit, datasets, grants
 from imaging_workbench.catalog.models import Grant, ServerMount
 from imaging_workbench.clock import utcnow
+from imaging_workbench.deployment import DEFAULTS
 from imaging_workbench.errors import WorkbenchError
 from imaging_workbench.hub import profiles
 from imaging_workbench.hub.access_service import enforce_once, stale_mounts
@@ -15,7 +16,6 @@ from imaging_workbench.hub.configurer import configure, hub_api_ip
 from imaging_workbench.hub.mount_plan import granted_datasets as _approved_mounts
 from imaging_workbench.hub.mount_plan import lost_datasets, plan_server
 from imaging_workbench.hub.spawner import WorkbenchSpawner, _plan_and_open_mount
-from imaging_workbench.site import DEFAULTS
 from traitlets.config import Config
 
 PROFILES = DEFAULTS["sandbox"]["profiles"]
@@ -118,7 +118,7 @@ class RecordingHub:
         self.stops.append((user, server_name))
 
 
-def test_every_revocation_of_the_same_users_server_is_enforced(granted, site):
+def test_every_revocation_of_the_same_users_server_is_enforced(granted, settings):
     """Container names repeat from start to start; each start is its own mount record."""
     hub, stopping = RecordingHub(), {}
     for round_ in range(3):
@@ -141,15 +141,15 @@ def test_every_revocation_of_the_same_users_server_is_enforced(granted, site):
         assert len(revoked) == 3 and all(e.details["reasons"] == {"liver": "revoked"} for e in revoked)
 
 
-def test_hub_config_from_the_site(site):
+def test_hub_config_from_the_settings(settings):
     c = Config()
-    configure(c, site)
+    configure(c, settings)
     assert c.JupyterHub.hub_bind_url == "http://172.29.248.1:8081"  # the sandbox bridge's gateway
     assert c.WorkbenchSpawner.network_name == "workbench-sandbox"
     assert c.WorkbenchSpawner.catalog_url.startswith("sqlite:///")
     assert {s["name"] for s in c.JupyterHub.services} >= {"workbench-access", "idle-culler", "workbench-federation"}
     assert "access:services" in c.WorkbenchSpawner.server_token_scopes
-    assert hub_api_ip({**site, "hub": {**site["hub"], "api_ip": "127.0.0.1"}}) == "127.0.0.1"
+    assert hub_api_ip({**settings, "hub": {**settings["hub"], "api_ip": "127.0.0.1"}}) == "127.0.0.1"
 
 
 def test_dockerd_unreachable_gives_one_clear_message(cli, monkeypatch, tmp_path):

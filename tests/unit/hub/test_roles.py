@@ -13,9 +13,9 @@ SETTINGS = {"operators": ["oscar"], "stewards": {"lung-ct": ["sally", "Sam"], "*
 
 
 @pytest.fixture
-def hub_config(site):
+def hub_config(settings):
     c = Config()
-    configure(c, {**site, "roles": SETTINGS})
+    configure(c, {**settings, "roles": SETTINGS})
     return c
 
 

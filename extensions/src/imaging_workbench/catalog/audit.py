@@ -4,7 +4,7 @@ next row's link. Verification follows that chain in id order but ignores the ids
 PostgreSQL skips the id of a rolled-back row, and that is no tampering.
 
 Column `scheme` says how a row's MAC was made:
-- "hmac-sha256": HMAC-SHA256 under the site's audit key (audit_key.py), which lives outside the
+- "hmac-sha256": HMAC-SHA256 under the deployment's audit key (audit_key.py), which lives outside the
   database; someone who can write the database but not read the key cannot rewrite the trail.
 - "sha256": rows of the release before the key (schema revision 0002), hashed without a key. They
   are accepted only before every keyed row, and only when the keyed "audit.upgrade" row the
@@ -57,7 +57,7 @@ def _key(session: Session, create: bool) -> bytes | None:
         return key
     if session.scalar(select(AuditEvent.id).where(AuditEvent.scheme == KEYED).limit(1)) is not None:
         raise WorkbenchError(f"audit key file {path} is missing, but the audit trail holds rows made with a key",
-                             "restore it from your backup or fix audit_key_file in the site file; "
+                             "restore it from your backup or fix audit_key_file in the deployment settings file; "
                              "a new key could not verify the rows already written")
     return audit_key.ensure_key(path) if create else None
 
@@ -96,8 +96,8 @@ def seal_legacy(session: Session) -> AuditEvent | None:
     if session.info.get(KEY_FILE) is None:
         raise WorkbenchError(f"the catalog's audit trail ({n} rows) must be sealed with the audit key as the "
                              "catalog is upgraded, and no key file was given",
-                             "run a workbench command on this site first (e.g. 'workbench audit --verify'): "
-                             "it upgrades the catalog with the site's audit key")
+                             "run a workbench command on this deployment first (e.g. 'workbench audit --verify'): "
+                             "it upgrades the catalog with the deployment's audit key")
     return record(session, "workbench", UPGRADE, "audit_events", unkeyed_rows=n)
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from ..errors import WorkbenchError
 
 KEY_BYTES = 32
-FILE_NAME = "audit.key"  # in the state directory, unless the site's audit_key_file says otherwise
+FILE_NAME = "audit.key"  # in the state directory, unless the settings' audit_key_file says otherwise
 
 
-def key_file(site: dict) -> Path:
-    """The site's key file: `audit_key_file`, or <state_dir>/audit.key when that is None."""
-    return Path(site["audit_key_file"] or Path(site["state_dir"]) / FILE_NAME)
+def key_file(settings: dict) -> Path:
+    """The deployment's key file: `audit_key_file`, or <state_dir>/audit.key when that is None."""
+    return Path(settings["audit_key_file"] or Path(settings["state_dir"]) / FILE_NAME)
 
 
 def load_key(path: Path) -> bytes | None:
@@ -53,7 +53,8 @@ def ensure_key(path: Path) -> bytes:
         return key
     if not path.parent.is_dir():
         raise WorkbenchError(f"the folder of the audit key file {path} does not exist",
-                             "create it (readable by the workbench's user only) or set audit_key_file in the site file")
+                             "create it (readable by the workbench's user only) or set audit_key_file in the "
+                             "deployment settings file")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

@@ -57,7 +57,7 @@ def _revoke(ctx, args):
     with ctx.session() as s:
         grants.revoke_access(s, ctx.actor, args.user, args.dataset)
     print(f"revoked {args.user}'s access to {args.dataset}; their running servers that mount it are stopped "
-          f"within {ctx.site['sandbox']['revocation_interval'] * 2} s")
+          f"within {ctx.settings['sandbox']['revocation_interval'] * 2} s")
 
 
 def _access(ctx, args):

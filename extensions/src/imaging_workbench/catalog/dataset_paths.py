@@ -101,7 +101,7 @@ def _check_readable(given: Path, resolved: Path) -> None:
 def check_place(path: str | Path, state_dir: str | Path | None) -> Path:
     """Resolve `path` and check where it is and that the sandbox may read it; no walk, so cheap.
 
-    `state_dir` is the site's `state_dir`; None only where a caller has none (the state
+    `state_dir` is the deployment settings' `state_dir`; None only where a caller has none (the state
     directory rule is then skipped). Returns the resolved folder.
 
     Raises:

@@ -17,7 +17,7 @@ FIELDS = ("title", "cancer_type", "modality", "body_part", "site", "n_subjects",
 
 def check_folder(path: str | Path, state_dir: str | Path | None = None) -> Path:
     """The resolved folder, once dataset_paths' rules pass for registering it (with the walk for
-    special files). `state_dir` is the site's; None skips only the state directory rule."""
+    special files). `state_dir` is the deployment's; None skips only the state directory rule."""
     return dataset_paths.check_new_folder(path, state_dir)
 
 
@@ -31,8 +31,8 @@ def get_dataset(session: Session, dataset_id: str) -> Dataset:
 def add_dataset(session: Session, actor: str, dataset_id: str, host_path: str | Path, title: str | None = None,
                 state_dir: str | Path | None = None, **fields) -> Dataset:
     """Register the folder `host_path` as `dataset_id`, stored resolved (the spawn checks it still
-    resolves there). `state_dir`: the site's, which no dataset may be in, above or inside (see
-    dataset_paths); every command passes it, None is for callers without a site.
+    resolves there). `state_dir`: the deployment's, which no dataset may be in, above or inside (see
+    dataset_paths); every command passes it, None is for callers without deployment settings.
     """
     if not ID_RE.match(dataset_id):
         raise WorkbenchError(f"'{dataset_id}' is not a valid dataset id",

@@ -65,5 +65,6 @@ def create_catalog_engine(url: str, audit_key_file: Path | None = None) -> Engin
         ensure_schema(engine, audit_key_file)
     except OperationalError as e:
         raise WorkbenchError(f"cannot open the catalog database {parsed.render_as_string(hide_password=True)}: "
-                             f"{e.orig}", "check database_url in the site file and that the server runs") from None
+                             f"{e.orig}",
+                             "check database_url in the deployment settings file and that the server runs") from None
     return engine

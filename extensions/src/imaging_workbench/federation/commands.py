@@ -11,7 +11,7 @@ def _up(ctx, args):
     from ..private_state_commands import print_changes
     from .embedded import site_datasets_from_catalog, up
 
-    settings = federation_settings(ctx.site)
+    settings = federation_settings(ctx.settings)
     with ctx.session() as s:
         datasets = site_datasets_from_catalog(s, settings)
     rows = up(settings, datasets, timeout=args.timeout)
@@ -20,13 +20,13 @@ def _up(ctx, args):
     _print_status(rows, args.json)
     print(f"FLARE server on {settings.host}:{settings.fl_port} (admin {settings.admin_port}); "
           f"kits in {settings.prod_dir}")
-    print_changes(ensure_private_state(ctx.site))  # what an older release left open, now the workspace is made
+    print_changes(ensure_private_state(ctx.settings))  # what an older release left open, now the workspace is made
 
 
 def _down(ctx, args):
     from .embedded import down
 
-    stopped = down(federation_settings(ctx.site))
+    stopped = down(federation_settings(ctx.settings))
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -40,7 +40,7 @@ def _print_status(rows, as_json):
 def _status(ctx, args):
     from .embedded import status
 
-    rows = status(federation_settings(ctx.site))
+    rows = status(federation_settings(ctx.settings))
     _print_status(rows, args.json)
     return 0 if all(r["connected"] and r["allow_list_matches"] for r in rows.values()) else 3
 
@@ -48,7 +48,7 @@ def _status(ctx, args):
 def _provision(ctx, args):
     from .provision import provision_project
 
-    prod = provision_project(Path(args.project), Path(args.out), federation_settings(ctx.site))
+    prod = provision_project(Path(args.project), Path(args.out), federation_settings(ctx.settings))
     print(f"startup kits in {prod}: copy each participant's folder to its host and run startup/start.sh")
 
 

@@ -14,7 +14,7 @@ Routes (under the service prefix, /services/workbench-federation/ by default):
 
 Callers authenticate with their JupyterHub token (`Authorization: token ...`) holding the scope
 access:services!service=workbench-federation. Errors are JSON: {"error", "hint", "fields"}.
-Hub config: `hub_services(site, host)` gives the service definition (see federation/README.md).
+Hub config: `hub_services(settings, host)` gives the service definition (see federation/README.md).
 """
 
 import argparse
@@ -232,22 +232,25 @@ def create_application(manager: JobManager, hub_auth, prefix: str = f"/services/
     return web.Application([(p + path, handler, args) for p in prefixes for path, handler in routes])
 
 
-def hub_services(site: dict, host: str, site_file: str | None = None) -> list[dict]:
+def hub_services(settings: dict, host: str, settings_file: str | None = None) -> list[dict]:
     """JupyterHub service definitions for `workbench-federation` (a managed service the hub starts).
 
     Args:
-        site: the loaded deployment settings (its `federation:` section gives the port).
+        settings: the loaded deployment settings (its `federation:` section gives the port).
         host: the address the service listens on and the hub reaches it at.
-        site_file: the deployment settings file the service reads (default: $WORKBENCH_SITE when called).
+        settings_file: the deployment settings file the service reads (default: $WORKBENCH_SETTINGS,
+            or its old name $WORKBENCH_SITE, when called).
     """
-    settings = federation_settings(site)
+    from ..deployment import SETTINGS_ENV, settings_file_from_env
+
+    federation = federation_settings(settings)
     env = {"WORKBENCH_FEDERATION_HOST": host, "PYTHONUNBUFFERED": "1"}
-    site_file = site_file or os.environ.get("WORKBENCH_SITE")
-    if site_file:
-        env["WORKBENCH_SITE"] = str(site_file)
+    settings_file = settings_file or settings_file_from_env()
+    if settings_file:
+        env[SETTINGS_ENV] = str(settings_file)
     return [{
         "name": SERVICE_NAME,
-        "url": f"http://{host}:{settings.service_port}",
+        "url": f"http://{host}:{federation.service_port}",
         "command": [sys.executable, "-m", "imaging_workbench.federation.service"],
         "environment": env,
         "oauth_no_confirm": True,
@@ -264,16 +267,17 @@ def _hub_auth():
 def main(argv=None) -> int:
     """Run the service: settings from the deployment settings file, hub credentials from the JupyterHub environment."""
     from ..context import WorkbenchContext
-    from ..site import load_site
+    from ..deployment import load_settings
 
     parser = argparse.ArgumentParser(prog="workbench-federation-service")
-    parser.add_argument("--site", help="deployment settings file (default: $WORKBENCH_SITE)")
+    parser.add_argument("--settings", "--site", dest="settings_file", metavar="FILE",
+                        help="deployment settings file (default: $WORKBENCH_SETTINGS); --site is its old name")
     parser.add_argument("--host", default=os.environ.get("WORKBENCH_FEDERATION_HOST"))
     parser.add_argument("--port", type=int)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    ctx = WorkbenchContext(load_site(args.site), actor=SERVICE_NAME)
-    settings: FederationSettings = federation_settings(ctx.site)
+    ctx = WorkbenchContext(load_settings(args.settings_file), actor=SERVICE_NAME)
+    settings: FederationSettings = federation_settings(ctx.settings)
     manager = JobManager(ctx, settings)
     follower = Follower(manager).start()
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{SERVICE_NAME}/")

@@ -56,14 +56,15 @@ class FederationSettings:
 PORTS = ("fl_port", "admin_port", "service_port")
 
 
-def federation_settings(site: dict) -> FederationSettings:
-    """`site['federation']` over the defaults: workdir <state_dir>/federation, service_port hub.service_port.
+def federation_settings(settings: dict) -> FederationSettings:
+    """`settings['federation']` of the deployment settings over the defaults: workdir
+    <state_dir>/federation, service_port hub.service_port.
 
-    Expects deployment settings that `validate_site` passed; it does not check them again.
+    Expects deployment settings that `validate_settings` passed; it does not check them again.
     """
-    values = dict(site.get("federation") or {})
-    values["workdir"] = Path(values.get("workdir") or Path(site["state_dir"]) / "federation")
-    hub_service_port = (site.get("hub") or {}).get("service_port")
+    values = dict(settings.get("federation") or {})
+    values["workdir"] = Path(values.get("workdir") or Path(settings["state_dir"]) / "federation")
+    hub_service_port = (settings.get("hub") or {}).get("service_port")
     if hub_service_port and "service_port" not in values:
         values["service_port"] = hub_service_port  # hub: already names the service's port
     if "sites" in values:
@@ -73,11 +74,11 @@ def federation_settings(site: dict) -> FederationSettings:
     return FederationSettings(**values)
 
 
-def federation_problems(site: dict) -> list[tuple[tuple, str, str]]:
+def federation_problems(settings: dict) -> list[tuple[tuple, str, str]]:
     """(key path, problem, hint) for each federation port that repeats another, defaults filled in.
 
-    The hint's {key} and {file} are filled in by the report (site.report)."""
-    settings, given = federation_settings(site), site.get("federation") or {}
+    The hint's {key} and {file} are filled in by the report (deployment.report)."""
+    federation, given = federation_settings(settings), settings.get("federation") or {}
 
     def name(key):  # where the port comes from: the section, the hub's service_port, or a default
         if key in given:
@@ -86,7 +87,7 @@ def federation_problems(site: dict) -> list[tuple[tuple, str, str]]:
 
     first, problems = {}, []
     for key in PORTS:
-        port = getattr(settings, key)
+        port = getattr(federation, key)
         if port in first:
             (path, _), (other, note) = name(key), name(first[port])
             problems.append((path, f"is {port}, the same port as '{'.'.join(other)}'{note}",

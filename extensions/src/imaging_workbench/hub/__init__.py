@@ -1,1 +1,1 @@
-"""The hub side: sandbox spawner, login, revocation enforcement, and the site-file → traitlets mapping."""
+"""The hub side: sandbox spawner, login, revocation enforcement, and the deployment settings → traitlets mapping."""

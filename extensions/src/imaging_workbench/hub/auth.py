@@ -1,6 +1,6 @@
 """Local logins for the workbench's own accounts (demo users, operators), checked against the catalog.
 
-Production sites log in through OpenID Connect instead (hub_config/jupyterhub_config.d/50-oidc.py.example);
+Production deployments log in through OpenID Connect instead (hub_config/jupyterhub_config.d/50-oidc.py.example);
 there, `account_registration_hook` records each user who logs in so stewards can grant them datasets."""
 
 from jupyterhub.auth import Authenticator

@@ -13,7 +13,7 @@ from ..catalog.engine import create_catalog_engine
 
 
 def default_key_file(url: str) -> Path | None:
-    """The audit key beside a SQLite catalog file: where it is when the site sets neither
+    """The audit key beside a SQLite catalog file: where it is when the deployment settings set neither
     database_url nor audit_key_file (<state_dir>/audit.key). None for other databases."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database:
@@ -28,8 +28,8 @@ def _engine(url: str, key_file: Path | None):
 
 @contextmanager
 def catalog_session(url: str, key_file: str | Path | None = None):
-    """One catalog transaction whose audit rows are keyed with `key_file` (the site's
-    audit_key.key_file(site)); without it, default_key_file(url), and a session with no key
+    """One catalog transaction whose audit rows are keyed with `key_file` (the deployment's
+    audit_key.key_file(settings)); without it, default_key_file(url), and a session with no key
     file at all can read but not record()."""
     key_file = Path(key_file) if key_file else default_key_file(url)
     with Session(_engine(url, key_file), expire_on_commit=False, info={audit.KEY_FILE: key_file}) as session, \

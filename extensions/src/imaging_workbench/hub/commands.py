@@ -12,11 +12,11 @@ DEMO_GRANT_DAYS = 30
 
 
 def _sandbox_network(ctx, args):
-    box = ctx.site["sandbox"]
+    box = ctx.settings["sandbox"]
     ensure_network(docker_client(), box["network"], box["subnet"])
-    ensure_firewall(box["network"], box["subnet"], sandbox_open_ports(ctx.site))
+    ensure_firewall(box["network"], box["subnet"], sandbox_open_ports(ctx.settings))
     print(f"sandbox network '{box['network']}' ready: {box['subnet']}, gateway {gateway(box['subnet'])}, "
-          f"host ports open to sandboxes: {', '.join(map(str, sandbox_open_ports(ctx.site)))}")
+          f"host ports open to sandboxes: {', '.join(map(str, sandbox_open_ports(ctx.settings)))}")
 
 
 def ensure_demo_users(ctx) -> dict[str, str]:
@@ -29,10 +29,10 @@ def ensure_demo_users(ctx) -> dict[str, str]:
     so a second `make up` prints the same logins."""
     logins_file = ctx.state_dir / "demo-logins.json"
     logins = json.loads(logins_file.read_text()) if logins_file.exists() else {}
-    demo = ctx.site["demo"]
-    operators = roles.members(ctx.site["roles"], roles.OPERATOR)
+    demo = ctx.settings["demo"]
+    operators = roles.members(ctx.settings["roles"], roles.OPERATOR)
     with ctx.session() as s:
-        for name in dict.fromkeys([*roles.named_people(ctx.site["roles"]), *demo["users"]]):
+        for name in dict.fromkeys([*roles.named_people(ctx.settings["roles"]), *demo["users"]]):
             account = s.get(accounts.Account, name)
             if account is None or name not in logins:
                 logins[name] = accounts.generate_password()
@@ -45,7 +45,7 @@ def ensure_demo_users(ctx) -> dict[str, str]:
             for dataset_id in registered if wanted == "all" else [d for d in wanted if d in registered]:
                 if grants.live_grant(s, user, dataset_id) is None:
                     grants.grant_access(s, ctx.actor, user, dataset_id, DEMO_GRANT_DAYS, "workbench demo")
-    ensure_state_dir(ctx.site)
+    ensure_state_dir(ctx.settings)
     fd = os.open(logins_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(logins, f, indent=2)
@@ -58,18 +58,18 @@ def _demo_users(ctx, args):
         held = {name: grants.approved_dataset_ids(s, name) for name in logins}
     print(f"demo logins (also in {ctx.state_dir / 'demo-logins.json'}):")
     for name, password in logins.items():
-        who = ", ".join(roles.roles_of(ctx.site["roles"], name))
+        who = ", ".join(roles.roles_of(ctx.settings["roles"], name))
         print(f"  {name:<8} {password:<18} {who:<20} datasets: {', '.join(held[name]) or 'none'}")
 
 
 def _down(ctx, args):
     from ..stack import down, stop_hub
 
-    stopped = stop_hub(ctx.site) if args.hub_only else down(ctx.site)
+    stopped = stop_hub(ctx.settings) if args.hub_only else down(ctx.settings)
     for line in stopped:
         print(f"stopped {line}")
     print("nothing was running" if not stopped else f"stopped {len(stopped)} in all")
-    print(f"kept: the catalog, the demo data, home volumes and the FLARE kits under {ctx.site['state_dir']}")
+    print(f"kept: the catalog, the demo data, home volumes and the FLARE kits under {ctx.settings['state_dir']}")
 
 
 def register(subparsers) -> None:

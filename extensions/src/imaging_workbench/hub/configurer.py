@@ -1,13 +1,13 @@
-"""Turn the site file into JupyterHub's traitlets configuration.
+"""Turn the deployment settings into JupyterHub's traitlets configuration.
 
-hub_config/jupyterhub_config.py calls `configure(c, site)`; everything a deployment may change is
-in the site file, and anything else stays reachable through jupyterhub_config.d/ files."""
+hub_config/jupyterhub_config.py calls `configure(c, settings)`; everything a deployment may change is
+in the deployment settings file, and anything else stays reachable through jupyterhub_config.d/ files."""
 
 import sys
 
 from ..catalog.audit_key import key_file as audit_key_file
 from ..private_state import ensure_state_dir
-from ..site import catalog_url
+from ..deployment import catalog_url
 from ..stack import HUB_PID_FILE, STACK_ENV, STACK_LABEL, stack_id
 from . import roles
 from .network import gateway, sandbox_open_ports
@@ -17,17 +17,17 @@ SERVICE_ACCESS = "workbench-access"
 SERVICE_CULLER = "idle-culler"
 
 
-def hub_api_ip(site: dict) -> str:
-    """Where the hub API listens: the sandbox bridge's gateway unless the site names an address."""
-    return site["hub"]["api_ip"] or gateway(site["sandbox"]["subnet"])
+def hub_api_ip(settings: dict) -> str:
+    """Where the hub API listens: the sandbox bridge's gateway unless the settings name an address."""
+    return settings["hub"]["api_ip"] or gateway(settings["sandbox"]["subnet"])
 
 
-def update_hub(c, site: dict) -> None:
-    state = ensure_state_dir(site)
-    hub = site["hub"]
+def update_hub(c, settings: dict) -> None:
+    state = ensure_state_dir(settings)
+    hub = settings["hub"]
     c.JupyterHub.ip = hub["ip"]
     c.JupyterHub.port = hub["port"]
-    c.JupyterHub.hub_bind_url = f"http://{hub_api_ip(site)}:{hub['api_port']}"
+    c.JupyterHub.hub_bind_url = f"http://{hub_api_ip(settings)}:{hub['api_port']}"
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{hub['proxy_api_port']}"
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
     c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
@@ -37,32 +37,32 @@ def update_hub(c, site: dict) -> None:
     c.JupyterHub.allow_named_servers = False
 
 
-def update_auth(c, site: dict) -> None:
+def update_auth(c, settings: dict) -> None:
     # Nobody is a hub admin, operators included: hub/roles.py says why and what each role gets.
     c.Authenticator.admin_users = set()
-    # Groups and roles come from the site through update_roles; an authenticator that managed
+    # Groups and roles come from the settings through update_roles; an authenticator that managed
     # them would switch off the group API that training sessions use.
     c.Authenticator.manage_groups = False
     c.Authenticator.manage_roles = False
-    if site["hub"]["authenticator"] == "workbench":
+    if settings["hub"]["authenticator"] == "workbench":
         c.JupyterHub.authenticator_class = "workbench"
-        c.WorkbenchAuthenticator.catalog_url = catalog_url(site)
-        c.WorkbenchAuthenticator.audit_key_file = str(audit_key_file(site))
+        c.WorkbenchAuthenticator.catalog_url = catalog_url(settings)
+        c.WorkbenchAuthenticator.audit_key_file = str(audit_key_file(settings))
     else:  # any registered authenticator, e.g. "generic-oauth" set up in jupyterhub_config.d/
-        c.JupyterHub.authenticator_class = site["hub"]["authenticator"]
+        c.JupyterHub.authenticator_class = settings["hub"]["authenticator"]
 
 
-def update_spawner(c, site: dict, federation_url: str = "") -> None:
-    box = site["sandbox"]
+def update_spawner(c, settings: dict, federation_url: str = "") -> None:
+    box = settings["sandbox"]
     c.JupyterHub.spawner_class = "workbench"
     s = c.WorkbenchSpawner
-    s.catalog_url = catalog_url(site)
-    s.audit_key_file = str(audit_key_file(site))
-    s.state_dir = site["state_dir"]  # no dataset may be in it: checked again at every spawn
+    s.catalog_url = catalog_url(settings)
+    s.audit_key_file = str(audit_key_file(settings))
+    s.state_dir = settings["state_dir"]  # no dataset may be in it: checked again at every spawn
     s.image = box["image"]
     s.network_name = box["network"]
     s.sandbox_subnet = box["subnet"]
-    s.firewall_ports = sandbox_open_ports(site)
+    s.firewall_ports = sandbox_open_ports(settings)
     s.use_internal_ip = True
     s.profiles = box["profiles"]
     s.default_profile = box["default_profile"]
@@ -77,21 +77,21 @@ def update_spawner(c, site: dict, federation_url: str = "") -> None:
     # The label is how `workbench down` finds them; the stop timeout is how long a sandbox gets
     # between SIGTERM and SIGKILL (docker's default is 10 s, and a revoked server must not
     # outlive its grant by long).
-    s.extra_create_kwargs = {"labels": {STACK_LABEL: stack_id(site)}, "stop_timeout": SANDBOX_STOP_TIMEOUT}
+    s.extra_create_kwargs = {"labels": {STACK_LABEL: stack_id(settings)}, "stop_timeout": SANDBOX_STOP_TIMEOUT}
     s.federation_url = federation_url
     # What a sandbox's own token may do: its user's activity and server, and call our services.
     s.server_token_scopes = ["users:activity!user", "access:servers!user", "read:users:name!user",
                              "access:services"]
 
 
-def update_services(c, site: dict, extra_services: list[dict] = ()) -> None:
-    url = catalog_url(site)
-    box = site["sandbox"]
+def update_services(c, settings: dict, extra_services: list[dict] = ()) -> None:
+    url = catalog_url(settings)
+    box = settings["sandbox"]
     services = [
         {"name": SERVICE_ACCESS,
          "command": [sys.executable, "-m", "imaging_workbench.hub.access_service",
                      "--catalog-url", url, "--interval", str(box["revocation_interval"]),
-                     "--audit-key-file", str(audit_key_file(site))]},
+                     "--audit-key-file", str(audit_key_file(settings))]},
         {"name": SERVICE_CULLER,
          "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={box['idle_timeout']}"]},
         *extra_services,
@@ -99,16 +99,17 @@ def update_services(c, site: dict, extra_services: list[dict] = ()) -> None:
     # Managed services get a fresh environment: the stack's mark lets `workbench down` find one
     # that outlived a hub killed hard.
     c.JupyterHub.services = [
-        {**svc, "environment": {**svc.get("environment", {}), STACK_ENV: stack_id(site)}} if "command" in svc else svc
+        {**svc, "environment": {**svc.get("environment", {}), STACK_ENV: stack_id(settings)}}
+        if "command" in svc else svc
         for svc in services]
 
 
-def update_roles(c, site: dict) -> None:
-    """Who may do what: the people's roles and groups from the site (hub/roles.py), and the
+def update_roles(c, settings: dict) -> None:
+    """Who may do what: the people's roles and groups from the settings (hub/roles.py), and the
     roles of the services update_services defines."""
-    c.JupyterHub.load_groups = roles.hub_groups(site["roles"])
+    c.JupyterHub.load_groups = roles.hub_groups(settings["roles"])
     c.JupyterHub.load_roles = [
-        *roles.hub_roles(site["roles"]),
+        *roles.hub_roles(settings["roles"]),
         {"name": "workbench-access", "services": [SERVICE_ACCESS],
          "scopes": ["read:users", "read:servers", "admin:servers"]},
         {"name": "idle-culler", "services": [SERVICE_CULLER],
@@ -116,13 +117,13 @@ def update_roles(c, site: dict) -> None:
     ]
 
 
-def configure(c, site: dict) -> None:
-    """Apply the whole site to JupyterHub's config object `c`."""
+def configure(c, settings: dict) -> None:
+    """Apply all the deployment settings to JupyterHub's config object `c`."""
     from ..federation.service import hub_services
 
-    services = hub_services(site, hub_api_ip(site))
-    update_hub(c, site)
-    update_auth(c, site)
-    update_spawner(c, site, federation_url=services[0]["url"] if services else "")
-    update_services(c, site, services)
-    update_roles(c, site)
+    services = hub_services(settings, hub_api_ip(settings))
+    update_hub(c, settings)
+    update_auth(c, settings)
+    update_spawner(c, settings, federation_url=services[0]["url"] if services else "")
+    update_services(c, settings, services)
+    update_roles(c, settings)

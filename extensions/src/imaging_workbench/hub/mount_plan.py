@@ -52,7 +52,7 @@ def granted_datasets(session: Session, user: str, only: list[str] | None = None,
     """dataset id -> host folder for `user`'s live grants (restricted to `only` when given).
 
     Each folder is checked again, cheaply (no walk): it must still resolve to the path
-    registered and not be a system folder, nor in the site's `state_dir` when one is given
+    registered and not be a system folder, nor in the deployment's `state_dir` when one is given
     (catalog/dataset_paths.py).
 
     Raises:

@@ -25,9 +25,9 @@ def chain_name(network: str) -> str:
     return "WB-" + hashlib.sha1(network.encode()).hexdigest()[:10]
 
 
-def sandbox_open_ports(site: dict) -> list[int]:
+def sandbox_open_ports(settings: dict) -> list[int]:
     """Host ports a sandbox may reach on the bridge gateway: the hub API and the federation service."""
-    return [site["hub"]["api_port"], federation_settings(site).service_port]
+    return [settings["hub"]["api_port"], federation_settings(settings).service_port]
 
 
 def gateway(subnet: str) -> str:

@@ -2,7 +2,7 @@
 
 from html import escape
 
-from ..site import parse_memory
+from ..deployment import parse_memory
 
 
 def options_form(profiles: dict, default: str) -> str:

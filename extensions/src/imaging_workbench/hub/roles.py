@@ -20,7 +20,7 @@ Nobody is a JupyterHub admin: the admin role opens every user's server and mints
 anyone, so it is pinned to an empty list of users, which also takes it from accounts an earlier
 version made admin. There is no break-glass setting: whoever can write a file under
 hub_config/jupyterhub_config.d/ already controls the hub, and for an emergency that file can set
-`c.Authenticator.admin_users` for one start; a site setting would only add a standing way in.
+`c.Authenticator.admin_users` for one start; a deployment setting would only add a standing way in.
 
 What no role here gives anyone (`reaching_scopes` finds it): another user's server (`access:servers`
 beyond the `!user` filter, `shares`), tokens for others (`tokens`), the admin flag, renaming a user

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from imaging_workbench.deployment import DEFAULTS, load_settings, validate_settings, with_defaults
 from imaging_workbench.errors import WorkbenchError
-from imaging_workbench.site import DEFAULTS, _merge, load_site, validate_site
 from imaging_workbench.settings_schema import SCHEMA
 
 SHIPPED = Path(__file__).parents[3] / "hub_config" / "workbench.yaml"
@@ -20,20 +20,20 @@ def write(tmp_path, text):
 
 def refusal(tmp_path, text) -> WorkbenchError:
     with pytest.raises(WorkbenchError) as e:
-        load_site(write(tmp_path, text))
+        load_settings(write(tmp_path, text))
     return e.value
 
 
 def test_empty_file_gives_defaults(tmp_path):
-    site = load_site(write(tmp_path, ""))
-    assert site["sandbox"]["profiles"].keys() == DEFAULTS["sandbox"]["profiles"].keys()
-    assert site["hub"]["port"] == 8000
+    settings = load_settings(write(tmp_path, ""))
+    assert settings["sandbox"]["profiles"].keys() == DEFAULTS["sandbox"]["profiles"].keys()
+    assert settings["hub"]["port"] == 8000
 
 
 def test_shipped_settings_file_and_the_defaults_are_valid():
-    site = load_site(SHIPPED)
-    assert site["sandbox"]["default_profile"] == "standard"
-    assert validate_site(_merge(DEFAULTS, {})) == DEFAULTS
+    settings = load_settings(SHIPPED)
+    assert settings["sandbox"]["default_profile"] == "standard"
+    assert validate_settings(with_defaults({})) == DEFAULTS
 
 
 def test_schema_is_valid_draft_2020_12_and_documents_every_key():
@@ -67,8 +67,8 @@ def test_demo_sizes_are_the_generators():
 
 
 def test_partial_section_is_merged(tmp_path):
-    site = load_site(write(tmp_path, "hub:\n  port: 9000\n"))
-    assert site["hub"]["port"] == 9000 and site["hub"]["api_port"] == 8081
+    settings = load_settings(write(tmp_path, "hub:\n  port: 9000\n"))
+    assert settings["hub"]["port"] == 9000 and settings["hub"]["api_port"] == 8081
 
 
 @pytest.mark.parametrize("text, message", [
@@ -148,20 +148,20 @@ def test_federation_port_clash_is_found_with_defaults_filled_in(tmp_path):
     assert error.message.endswith("line 3: 'federation.admin_port' is 8000, the same port as 'federation.fl_port'")
 
 
-def test_checked_dict_without_a_file_names_the_key(site):
+def test_checked_dict_without_a_file_names_the_key(settings):
     with pytest.raises(WorkbenchError, match=r"^deployment settings: 'hub.port' must be a port number"):
-        validate_site({**site, "hub": {**site["hub"], "port": 0}})
+        validate_settings({**settings, "hub": {**settings["hub"], "port": 0}})
 
 
 def test_cli_reports_a_bad_settings_file(tmp_path, capsys):
     from imaging_workbench.cli import main
 
-    assert main(["--site", str(write(tmp_path, "hub:\n  port: -1\n")), "datasets", "list"]) == 1
+    assert main(["--settings", str(write(tmp_path, "hub:\n  port: -1\n")), "datasets", "list"]) == 1
     assert "line 2: 'hub.port' must be a port number from 1 to 65535, not -1" in capsys.readouterr().err
 
 
 def test_missing_settings_file(tmp_path, capsys):
     from imaging_workbench.cli import main
 
-    assert main(["--site", str(tmp_path / "nope.yaml"), "datasets", "list"]) == 1
+    assert main(["--site", str(tmp_path / "nope.yaml"), "datasets", "list"]) == 1  # --settings' old name
     assert "does not exist" in capsys.readouterr().err

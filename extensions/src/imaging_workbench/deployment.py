@@ -1,7 +1,7 @@
 """The deployment settings: one YAML file (hub_config/workbench.yaml) that describes a deployment.
 
 Everything has a default, so an empty file (or none) gives the embedded demo deployment.
-`load_site` merges the file over DEFAULTS and checks the result against the schema in
+`load_settings` merges the file over DEFAULTS and checks the result against the schema in
 settings_schema.py plus the few checks across keys, reporting every problem at once with the
 key's path and its line in the file.
 """
@@ -16,7 +16,8 @@ from .errors import WorkbenchError
 from .federation.settings import federation_problems
 from .settings_schema import Problem, schema_problems
 
-SITE_ENV = "WORKBENCH_SITE"
+SETTINGS_ENV = "WORKBENCH_SETTINGS"  # names the deployment settings file
+OLD_SETTINGS_ENV = "WORKBENCH_SITE"  # the old name of SETTINGS_ENV, still read when that is unset
 DEFAULTS: dict = {
     "state_dir": "/var/lib/workbench/state",
     "database_url": None,  # None: SQLite file in state_dir
@@ -70,6 +71,11 @@ def _merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def with_defaults(overrides: dict) -> dict:
+    """`overrides` merged over DEFAULTS (a deep copy; nested mappings merge key by key), not yet validated."""
+    return _merge(DEFAULTS, overrides)
+
+
 def parse_memory(value: str) -> int:
     """'4G' / '512M' / '1024' -> bytes."""
     text = str(value).strip().upper()
@@ -82,8 +88,8 @@ def parse_memory(value: str) -> int:
         raise ValueError(f"'{value}' is not a memory size such as 512M or 4G") from None
 
 
-def _profile_problems(site: dict) -> list[Problem]:
-    box = site["sandbox"]
+def _profile_problems(settings: dict) -> list[Problem]:
+    box = settings["sandbox"]
     if box["default_profile"] in box["profiles"]:
         return []
     return [Problem(("sandbox", "default_profile"),
@@ -91,11 +97,11 @@ def _profile_problems(site: dict) -> list[Problem]:
                     "set {key} to one of sandbox.profiles, or add that profile, in {file}")]
 
 
-def _demo_problems(site: dict) -> list[Problem]:
-    known = [*site["roles"]["operators"], *site["demo"]["users"]]
+def _demo_problems(settings: dict) -> list[Problem]:
+    known = [*settings["roles"]["operators"], *settings["demo"]["users"]]
     return [Problem(("demo", "grants", user), f"is not a demo user or operator (known: {', '.join(known)})",
                     "add the name to demo.users, or correct {key}, in {file}")
-            for user in site["demo"]["grants"] if user not in known]
+            for user in settings["demo"]["grants"] if user not in known]
 
 
 # Checks across keys, each with the key paths it reads: it runs only when the schema found
@@ -107,22 +113,22 @@ CROSS_CHECKS = [
 ]
 
 
-def site_problems(site: dict) -> list[Problem]:
+def settings_problems(settings: dict) -> list[Problem]:
     """Everything wrong with deployment settings already merged over DEFAULTS."""
-    problems = schema_problems(site)
+    problems = schema_problems(settings)
     broken = [p.path for p in problems]
     for reads, check in CROSS_CHECKS:
         if not any(bad[:len(read)] == read[:len(bad)] for bad in broken for read in reads):
-            problems += [Problem(*p) for p in check(site)]
+            problems += [Problem(*p) for p in check(settings)]
     return problems
 
 
-def validate_site(site: dict, path: Path | None = None) -> dict:
+def validate_settings(settings: dict, path: Path | None = None) -> dict:
     """Return deployment settings merged over DEFAULTS unchanged, or raise naming every problem.
 
-    `path` is only named in the message; `load_site` also gives each problem its line."""
-    report(site_problems(site), path)
-    return site
+    `path` is only named in the message; `load_settings` also gives each problem its line."""
+    report(settings_problems(settings), path)
+    return settings
 
 
 def report(problems: list[Problem], path: Path | None = None, lines: dict | None = None) -> None:
@@ -182,12 +188,19 @@ def key_lines(node, path: tuple = (), lines: dict | None = None, twice: list | N
     return lines, twice
 
 
-def site_path(explicit: str | os.PathLike | None = None) -> Path | None:
-    """The deployment settings file: the argument, $WORKBENCH_SITE, or ./hub_config/workbench.yaml."""
+def settings_file_from_env() -> str | None:
+    """The file $WORKBENCH_SETTINGS names, else the file $WORKBENCH_SITE (its old name) names, else None."""
+    return os.environ.get(SETTINGS_ENV) or os.environ.get(OLD_SETTINGS_ENV) or None
+
+
+def settings_path(explicit: str | os.PathLike | None = None) -> Path | None:
+    """The deployment settings file: the argument, $WORKBENCH_SETTINGS (or its old name
+    $WORKBENCH_SITE), or ./hub_config/workbench.yaml."""
     if explicit:
         return Path(explicit)
-    if os.environ.get(SITE_ENV):
-        return Path(os.environ[SITE_ENV])
+    from_env = settings_file_from_env()
+    if from_env:
+        return Path(from_env)
     local = Path("hub_config/workbench.yaml")
     return local if local.is_file() else None
 
@@ -195,7 +208,8 @@ def site_path(explicit: str | os.PathLike | None = None) -> Path | None:
 def read_settings_file(path: Path) -> tuple[dict, dict, list[Problem]]:
     """The file's settings, the line of each key path, and the keys it sets twice."""
     if not path.is_file():
-        raise WorkbenchError(f"deployment settings file {path} does not exist", f"create it or point {SITE_ENV} at one")
+        raise WorkbenchError(f"deployment settings file {path} does not exist",
+                             f"create it or point {SETTINGS_ENV} at one")
     loader = yaml.SafeLoader(path.read_text())
     try:
         node = loader.get_single_node()
@@ -212,19 +226,19 @@ def read_settings_file(path: Path) -> tuple[dict, dict, list[Problem]]:
     return data, lines, twice
 
 
-def load_site(path: str | os.PathLike | None = None) -> dict:
+def load_settings(path: str | os.PathLike | None = None) -> dict:
     """Read the deployment settings file (if any), merge it over DEFAULTS and validate.
 
     Raises:
         WorkbenchError: naming every problem, each with its key path and line.
     """
-    path = site_path(path)
+    path = settings_path(path)
     data, lines, twice = read_settings_file(path) if path is not None else ({}, {}, [])
-    site = _merge(DEFAULTS, data)
-    report(twice + site_problems(site), path, lines)
-    return site
+    settings = with_defaults(data)
+    report(twice + settings_problems(settings), path, lines)
+    return settings
 
 
-def catalog_url(site: dict) -> str:
+def catalog_url(settings: dict) -> str:
     """The catalog's database URL: database_url, or a SQLite file under state_dir."""
-    return site["database_url"] or f"sqlite:///{Path(site['state_dir']) / 'workbench.sqlite'}"
+    return settings["database_url"] or f"sqlite:///{Path(settings['state_dir']) / 'workbench.sqlite'}"
