@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from imaging_workbench.deployment import DEFAULTS, load_settings, validate_settings, with_defaults
+from imaging_workbench.deployment import (DEFAULTS, OLD_SETTINGS_ENV, SETTINGS_ENV, load_settings, settings_path,
+                                          validate_settings, with_defaults)
 from imaging_workbench.errors import WorkbenchError
 from imaging_workbench.settings_schema import SCHEMA
 
@@ -165,3 +166,13 @@ def test_missing_settings_file(tmp_path, capsys):
 
     assert main(["--site", str(tmp_path / "nope.yaml"), "datasets", "list"]) == 1  # --settings' old name
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_the_settings_file_from_the_environment_under_its_new_or_old_name(tmp_path, monkeypatch):
+    new, old = tmp_path / "new.yaml", tmp_path / "old.yaml"
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    monkeypatch.setenv(OLD_SETTINGS_ENV, str(old))
+    assert settings_path() == old
+    monkeypatch.setenv(SETTINGS_ENV, str(new))
+    assert settings_path() == new
+    assert settings_path(tmp_path / "given.yaml") == tmp_path / "given.yaml"

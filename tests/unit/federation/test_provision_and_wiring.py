@@ -62,13 +62,17 @@ participants:
     assert (prod / "fl.example.org" / "startup" / "fed_server.json").is_file()
 
 
-def test_hub_service_definition(settings):
+def test_hub_service_definition(settings, monkeypatch):
     [service] = hub_services(settings, "172.29.248.1", settings_file="/etc/workbench.yaml")
     assert service["name"] == SERVICE_NAME
     assert service["url"] == f"http://172.29.248.1:{settings['hub']['service_port']}"
     assert service["command"][-1] == "imaging_workbench.federation.service"
     assert service["environment"]["WORKBENCH_SETTINGS"] == "/etc/workbench.yaml"
     assert service["oauth_no_confirm"] is True
+    monkeypatch.delenv("WORKBENCH_SETTINGS", raising=False)
+    monkeypatch.setenv("WORKBENCH_SITE", "/etc/old.yaml")  # the old name, still read
+    [service] = hub_services(settings, "172.29.248.1")
+    assert service["environment"]["WORKBENCH_SETTINGS"] == "/etc/old.yaml"
 
 
 def test_cli_status_when_nothing_runs(cli):
