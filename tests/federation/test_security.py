@@ -150,3 +150,27 @@ def test_an_algorithm_a_site_does_not_allow_leaves_that_site_out(client_for, fed
     assert job.state == "partial"
     assert "site-3" in job.row["error"] and "site-1" not in job.row["error"]
     assert job.result().raw["sites"]["site-1"]["status"] == "ok"
+
+
+def test_a_sites_error_leaves_only_an_id_and_the_details_stay_in_its_log(client_for, federation):
+    """The site-3 admin takes a dataset off the site's own list: the job fails there. What leaves
+    the site is a fixed text with an error id; the exception's text stays in the site's log."""
+    from imaging_workbench.federation.embedded import log_file
+
+    datasets_file = federation.kit("site-3") / "local" / "workbench_datasets.json"
+    original = datasets_file.read_text()
+    served = json.loads(original)
+    hidden_path = served["datasets"].pop("liver-ct-site3")["path"]
+    datasets_file.write_text(json.dumps(served))
+    try:
+        job = client_for("alice").submit("cohort-statistics", datasets=["lung-ct", "liver-ct-site3"])
+        job.wait(timeout=180, progress=False)
+    finally:
+        datasets_file.write_text(original)
+    assert job.state == "partial"
+    error = job.row["error"]
+    assert "site-3" in error and "error id" in error
+    assert "liver-ct-site3" not in error and hidden_path not in error and "WorkbenchError" not in error
+    error_id = error.split("error id ", 1)[1].split(";", 1)[0]
+    log = log_file(federation, "site-3").read_text()
+    assert f"workbench error {error_id}" in log and "does not serve dataset(s) liver-ct-site3" in log

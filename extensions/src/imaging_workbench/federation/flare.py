@@ -8,6 +8,7 @@ Jobs reference these by class path and carry no code ("byoc" is refused everywhe
 import json
 import logging
 import random
+import secrets
 import threading
 import time
 import traceback
@@ -30,6 +31,12 @@ TASK_NAME = "workbench"
 PAYLOAD = "workbench"
 RESULT_DIR = "workbench_result"
 RESULT_FILE = "result.json"
+
+
+def site_error(error_id: str) -> str:
+    """What leaves a site when its part of a job fails: a fixed text and an id, never the error."""
+    return (f"the site could not run its part of the job (error id {error_id}; "
+            "the site's administrator finds the details under that id in the site's log)")
 
 
 def _payload(shareable: Shareable) -> dict:
@@ -194,9 +201,12 @@ class WorkbenchExecutor(Executor):
             dataset_ids = task["site_datasets"].get(site, [])
             data = self._site_data(fl_ctx)
             result = load(task["algorithm"]).site_run(task["params"], task, data, data.check(dataset_ids), self.state)
-        except Exception as e:  # noqa: BLE001 - reported to the controller, which names the site
-            self.log_error(fl_ctx, traceback.format_exc())
-            result = {"error": f"{type(e).__name__}: {getattr(e, 'message', None) or e}"}
+        except Exception:  # noqa: BLE001 - reported to the controller, which names the site
+            # An exception's text can hold what the site holds (a path, a value, a patient's
+            # header): it stays in the site's own log, under an id the researcher can quote.
+            error_id = secrets.token_hex(6)
+            self.log_error(fl_ctx, f"workbench error {error_id}:\n{traceback.format_exc()}")
+            result = {"error": site_error(error_id)}
         result["meta"] = {"site": site, "algorithm": task.get("algorithm"), "round": task.get("round"),
                           "seconds": round(time.time() - started, 2)}
         return _shareable(result)
