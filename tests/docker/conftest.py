@@ -2,14 +2,14 @@
 
 import pytest
 
-from imaging_workbench.catalog import accounts, datasets, grants
 from imaging_workbench.context import WorkbenchContext
 from imaging_workbench.deployment import validate_settings, with_defaults
 from imaging_workbench.hub.network import (
-    docker_client, ensure_firewall, ensure_network, gateway, remove_firewall, sandbox_open_ports,
+    docker_client, ensure_firewall, ensure_network, gateway, sandbox_open_ports,
 )
 
 from ..hubtools import HubProcess
+from .sandboxes import Box, add_people_and_data, remove_box
 from ..waiting import wait_for
 
 NETWORK, SUBNET = "wbtest-sandbox", "172.29.249.0/24"
@@ -36,17 +36,7 @@ def sandbox_hub(tmp_path_factory, docker):
                                  "tiny": {"display": "Tiny", "cpu": 0.5, "memory": "256M"}}},
     }))
     ctx = WorkbenchContext(settings, actor="steward")
-    data = workdir / "datasets"
-    with ctx.session() as s:
-        for user in ("alice", "bob", "carol"):
-            accounts.add_account(s, "steward", user, f"{user}-password-123")
-        for dataset_id, owner in (("lung-a", "alice"), ("liver-b", "bob")):
-            folder = data / dataset_id
-            folder.mkdir(parents=True)
-            (folder / "scan-001.dcm.txt").write_text(f"pixels of {dataset_id}\n")
-            folder.chmod(0o755)
-            datasets.add_dataset(s, "steward", dataset_id, folder, site="site-1")
-            grants.grant_access(s, "steward", owner, dataset_id, 7, "sandbox tests")
+    add_people_and_data(ctx, workdir / "datasets")
     hub = HubProcess(workdir, settings, api_ip=gateway(SUBNET), extra_config=EXTRA_CONFIG)
     ensure_network(docker, NETWORK, SUBNET)
     ensure_firewall(NETWORK, SUBNET, sandbox_open_ports(hub.settings))
@@ -54,14 +44,10 @@ def sandbox_hub(tmp_path_factory, docker):
     try:
         yield hub.start()
     finally:
-        hub.stop()
-        for container in docker.containers.list(all=True, filters={"name": f"{PREFIX}-"}):
-            container.remove(force=True)
-        for volume in docker.volumes.list(filters={"name": f"{PREFIX}-home-"}):
-            volume.remove(force=True)
-        remove_firewall(NETWORK)
-        for network in docker.networks.list(names=[NETWORK]):
-            network.remove()
+        try:
+            hub.stop()
+        finally:
+            remove_box(docker, Box(NETWORK, SUBNET, PREFIX))
 
 
 def start_server(hub, user: str, profile: str = "standard", timeout: float = 180) -> None:

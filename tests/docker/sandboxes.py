@@ -7,6 +7,7 @@ session's `sandbox_hub` of conftest.py, nor with another run of it.
   up, and at exit removes everything of the box (containers, volumes, capped-home images and
   their loop devices, DOCKER-USER rules naming its addresses, the firewall chain, the network),
   also after a failure.
+- `add_people_and_data`, `remove_box`: the two halves of that, for conftest's own hub.
 - `start_servers`, `exec_in`, `python_in`: start several users' servers at once; run a command
   or a Python script inside a container as a given user.
 """
@@ -60,7 +61,7 @@ def _settings(workdir: Path, box: Box) -> dict:
     }))
 
 
-def _add_people_and_data(ctx: WorkbenchContext, data: Path) -> None:
+def add_people_and_data(ctx: WorkbenchContext, data: Path) -> None:
     with ctx.session() as s:
         for user in USERS:
             accounts.add_account(s, "steward", user, f"{user}-password-123")
@@ -81,7 +82,7 @@ def own_sandbox_hub(workdir: Path, docker, box: Box, extra_config: str = "", ima
     loop devices are detached at exit.
     """
     settings = _settings(workdir, box)
-    _add_people_and_data(WorkbenchContext(settings, actor="steward"), workdir / "datasets")
+    add_people_and_data(WorkbenchContext(settings, actor="steward"), workdir / "datasets")
     hub = HubProcess(workdir, settings, api_ip=box.gateway, extra_config=box.spawner_config() + extra_config)
     hub.ctx = WorkbenchContext(hub.settings, actor="steward")
     try:

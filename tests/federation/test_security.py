@@ -136,17 +136,27 @@ def test_sites_refuse_a_job_of_stock_flare_classes_before_building_any(federatio
     assert not opened.wait(2), "a site opened the FIFO for reading"
 
 
-def test_an_algorithm_a_site_does_not_allow_leaves_that_site_out(client_for, federation):
-    policy_file = federation.kit("site-3") / "local" / "privacy.json"
-    original = policy_file.read_text()
-    policy = json.loads(original)
-    policy["scopes"][0]["properties"]["allowed_algorithms"] = ["federated-training"]
-    policy_file.write_text(json.dumps(policy))
+def job_after_a_site_admins_edit(client, path, edit):
+    """Run a statistics job on lung-ct (site-1) and liver-ct-site3 while the JSON file `path` of
+    site-3 holds `edit(content)`; the file is restored afterwards."""
+    original = path.read_text()
+    content = json.loads(original)
+    edit(content)
+    path.write_text(json.dumps(content))
     try:
-        job = client_for("alice").submit("cohort-statistics", datasets=["lung-ct", "liver-ct-site3"])
+        job = client.submit("cohort-statistics", datasets=["lung-ct", "liver-ct-site3"])
         job.wait(timeout=180, progress=False)
+        return job
     finally:
-        policy_file.write_text(original)
+        path.write_text(original)
+
+
+def test_an_algorithm_a_site_does_not_allow_leaves_that_site_out(client_for, federation):
+    def allow_training_only(policy):
+        policy["scopes"][0]["properties"]["allowed_algorithms"] = ["federated-training"]
+
+    job = job_after_a_site_admins_edit(client_for("alice"), federation.kit("site-3") / "local" / "privacy.json",
+                                       allow_training_only)
     assert job.state == "partial"
     assert "site-3" in job.row["error"] and "site-1" not in job.row["error"]
     assert job.result().raw["sites"]["site-1"]["status"] == "ok"
@@ -158,15 +168,9 @@ def test_a_sites_error_leaves_only_an_id_and_the_details_stay_in_its_log(client_
     from imaging_workbench.federation.embedded import log_file
 
     datasets_file = federation.kit("site-3") / "local" / "workbench_datasets.json"
-    original = datasets_file.read_text()
-    served = json.loads(original)
-    hidden_path = served["datasets"].pop("liver-ct-site3")["path"]
-    datasets_file.write_text(json.dumps(served))
-    try:
-        job = client_for("alice").submit("cohort-statistics", datasets=["lung-ct", "liver-ct-site3"])
-        job.wait(timeout=180, progress=False)
-    finally:
-        datasets_file.write_text(original)
+    hidden_path = json.loads(datasets_file.read_text())["datasets"]["liver-ct-site3"]["path"]
+    job = job_after_a_site_admins_edit(client_for("alice"), datasets_file,
+                                       lambda served: served["datasets"].pop("liver-ct-site3"))
     assert job.state == "partial"
     error = job.row["error"]
     assert "site-3" in error and "error id" in error

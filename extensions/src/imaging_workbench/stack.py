@@ -91,7 +91,7 @@ def terminate(pids: list[int], timeout: float = 5.0) -> list[int]:
         _signal(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(alive(pid) for pid in ran):
-        _reap_children()
+        _reap(ran)
         time.sleep(0.1)
     for pid in ran:
         if alive(pid):
@@ -106,12 +106,13 @@ def _signal(pid: int, sig) -> None:
         pass
 
 
-def _reap_children() -> None:
-    try:
-        while os.waitpid(-1, os.WNOHANG)[0]:
+def _reap(pids: list[int]) -> None:
+    """Collect those of `pids` that are this process's own children and have exited."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
             pass
-    except ChildProcessError:
-        pass
 
 
 def hub_pid(settings: dict) -> int | None:
