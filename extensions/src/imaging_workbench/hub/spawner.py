@@ -109,10 +109,6 @@ def _plan_and_open_mount(session, user, server_name, container, profile_name, pr
     return plan
 
 
-def _lost_since_start(session, user, datasets) -> dict[str, str]:
-    return lost_datasets(session, user, datasets)
-
-
 def _record_stop(session, user, server_name, container):
     open_mounts = session.scalars(select(ServerMount).where(
         ServerMount.user == user, ServerMount.server_name == server_name, ServerMount.stopped_at.is_(None)))
@@ -235,7 +231,7 @@ class WorkbenchSpawner(DockerSpawner):
         except WorkbenchError as e:
             await self.stop(now=True)
             raise self._user_error(f"your server's network could not be closed: {e.message}; tell an operator") from None
-        lost = await self._in_catalog(_lost_since_start, self.user.name, sorted(self._mounts))
+        lost = await self._in_catalog(lost_datasets, self.user.name, sorted(self._mounts))
         if lost:  # access ended while the container started: it must not run with the dataset
             await self.stop(now=True)
             raise self._user_error(f"access to {', '.join(lost)} ended while your server was starting; "
