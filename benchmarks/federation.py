@@ -71,7 +71,7 @@ def start_hub_and_service(workdir: Path, settings: dict):
            "JUPYTERHUB_API_URL": f"http://127.0.0.1:{hub.settings['hub']['api_port']}/hub/api",
            "JUPYTERHUB_SERVICE_NAME": SERVICE, "JUPYTERHUB_SERVICE_PREFIX": f"/services/{SERVICE}/"}
     log = open(workdir / "service.log", "wb")
-    service = subprocess.Popen([sys.executable, "-m", "imaging_workbench.federation.service"], env=env,
+    service = subprocess.Popen([sys.executable, "-m", "imaging_workbench.federation.hub.service"], env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/services/{SERVICE}/"
     import requests
@@ -97,9 +97,10 @@ def through_service(fed) -> float:
 
 
 def straight_to_flare(settings, site_datasets, workdir: Path) -> float:
-    from imaging_workbench.federation.admin import FlareAdmin, download_result, read_result
-    from imaging_workbench.federation.jobs import write_job
-    from imaging_workbench.federation.registry import get_algorithm, validate_params
+    from imaging_workbench.federation.hub.flare_session import FlareAdmin, download_result, read_result
+    from imaging_workbench.federation.hub.job_folders import write_job
+    from imaging_workbench.federation.algorithms import get_algorithm
+    from imaging_workbench.federation.protocol.params import validate_params
 
     algorithm = get_algorithm("cohort-statistics")
     started = time.perf_counter()

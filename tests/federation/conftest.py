@@ -121,7 +121,7 @@ def fed_hub(fed_env):
 
 
 class ServiceProcess:
-    """`python -m imaging_workbench.federation.service` with the environment a hub gives a service."""
+    """`python -m imaging_workbench.federation.hub.service` with the environment a hub gives a service."""
 
     def __init__(self, hub, settings_file: Path, port: int, log: Path):
         self.env = {**os.environ, "JUPYTERHUB_API_TOKEN": hub.service_token,
@@ -134,7 +134,7 @@ class ServiceProcess:
 
     def start(self, timeout: float = 60):
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "imaging_workbench.federation.service"],
+            self.process = subprocess.Popen([sys.executable, "-m", "imaging_workbench.federation.hub.service"],
                                             env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                             start_new_session=True)
 

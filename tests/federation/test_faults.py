@@ -33,7 +33,7 @@ def test_a_site_killed_mid_job_gives_a_partial_result_naming_it(client_for, fede
         elapsed = time.monotonic() - started
     finally:
         embedded.start_participant(federation, "site-3")
-        from imaging_workbench.federation.admin import FlareAdmin
+        from imaging_workbench.federation.hub.flare_session import FlareAdmin
 
         wait_for(lambda: "site-3" in FlareAdmin(federation).connected_sites(), 90, interval=1,
                  what="site-3 to reconnect")

@@ -53,7 +53,7 @@ def test_a_user_cannot_see_another_users_job(client_for):
 
 
 def test_sites_refuse_custom_code(federation, tmp_path):
-    from imaging_workbench.federation.admin import FlareAdmin
+    from imaging_workbench.federation.hub.flare_session import FlareAdmin
 
     job = tmp_path / "byoc"
     (job / "app" / "config").mkdir(parents=True)
@@ -97,8 +97,8 @@ def fifo_trap(tmp_path):
 def stock_component_job(folder, settings, fifo) -> str:
     """Our controller on the server (so only the sites can refuse); at the sites a stock NVFlare
     executor, result filter and a model locator pointed at the FIFO."""
-    from imaging_workbench.federation.jobs import write_job
-    from imaging_workbench.federation.registry import get_algorithm
+    from imaging_workbench.federation.hub.job_folders import write_job
+    from imaging_workbench.federation.algorithms import get_algorithm
 
     sites = {site: [] for site in settings.sites}
     job = write_job(folder, get_algorithm("cohort-statistics"), {}, sites, settings, "stock-classes")
@@ -117,7 +117,7 @@ def stock_component_job(folder, settings, fifo) -> str:
 
 
 def test_sites_refuse_a_job_of_stock_flare_classes_before_building_any(federation, tmp_path, fifo_trap):
-    from imaging_workbench.federation.admin import FlareAdmin
+    from imaging_workbench.federation.hub.flare_session import FlareAdmin
     from imaging_workbench.federation.embedded import log_file
 
     fifo, opened = fifo_trap

@@ -12,7 +12,7 @@ def pooled_figures(demo_data, dataset_ids, params, tmp_path):
 
     from imaging_workbench.catalog.engine import create_catalog_engine
     from imaging_workbench.dicom import index_folder, list_series, load_segmentation, load_series
-    from imaging_workbench.federation.sitedata import is_tumour
+    from imaging_workbench.federation.site.data import is_tumour
 
     engine = create_catalog_engine(f"sqlite:///{tmp_path / 'pooled.sqlite'}")
     patients, hu, volumes = {}, [], []

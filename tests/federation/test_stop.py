@@ -26,7 +26,7 @@ from ..waiting import free_port, wait_for
 
 REPO = Path(__file__).parents[2]
 WORKBENCH = [sys.executable, "-m", "imaging_workbench.cli"]
-SERVICES = ("imaging_workbench.hub.access_service", "jupyterhub_idle_culler", "imaging_workbench.federation.service")
+SERVICES = ("imaging_workbench.hub.access_service", "jupyterhub_idle_culler", "imaging_workbench.federation.hub.service")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def stack(tmp_path_factory):
     """A deployment's settings and their file, its FLARE server and sites started, and one job the
     federation service will follow (so the service holds a FLARE session when it is stopped)."""
     from imaging_workbench.federation import embedded
-    from imaging_workbench.federation.job_models import FederatedJob
+    from imaging_workbench.federation.hub.job_store import FederatedJob
     from imaging_workbench.federation.settings import federation_settings
 
     workdir = tmp_path_factory.mktemp("stack")

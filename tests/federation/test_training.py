@@ -28,7 +28,7 @@ def test_training_improves_dice_over_rounds(trained):
 def test_training_returns_the_global_model(trained):
     import torch
 
-    from imaging_workbench.federation.algorithms.training import build_model
+    from imaging_workbench.federation.algorithms.federated_training import build_model
 
     _, result = trained
     assert result.model_file is not None and result.model_file.stat().st_size > 10_000

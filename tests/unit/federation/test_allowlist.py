@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from imaging_workbench.federation import registry
-from imaging_workbench.federation.allowlist import (
+from imaging_workbench.federation import algorithms as registry
+from imaging_workbench.federation.protocol.allowlist import (
     ALGORITHM_GATE, CONTROLLER, EXECUTOR, PRIVACY_FILTER, allow_list_status, allowed_classes, app_problem,
     component_paths, read_allow_list,
 )
-from imaging_workbench.federation.flare import WorkbenchAppValidator
-from imaging_workbench.federation.jobs import write_job
+from imaging_workbench.federation.protocol.validator import WorkbenchAppValidator
+from imaging_workbench.federation.hub.job_folders import write_job
 from imaging_workbench.federation.provision import ensure_embedded_kits
 from imaging_workbench.federation.settings import federation_settings
 

@@ -3,7 +3,7 @@
 import pytest
 
 from imaging_workbench.federation.client import FederationError
-from imaging_workbench.federation.registry import ALGORITHMS
+from imaging_workbench.federation.algorithms import ALGORITHMS
 
 
 class FakeJob:
@@ -20,7 +20,7 @@ class FakeJob:
     def result(self):
         from imaging_workbench.federation.client import JobResult
 
-        return JobResult({"status": "finished", "counts": [{"variable": "patients", "value": "all", "count": 12,
+        return JobResult({"algorithm": "cohort-statistics", "status": "finished", "counts": [{"variable": "patients", "value": "all", "count": 12,
                                                             "sites": 1, "suppressed": False}]})
 
 

@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from imaging_workbench.federation.algorithms.statistics import Server
-from imaging_workbench.federation.manager import public_result
-from imaging_workbench.federation.privacy import apply_privacy, merge_bins, quantiles_from_histogram, rebin
+from imaging_workbench.federation.algorithms.cohort_statistics import Server
+from imaging_workbench.federation.hub.manager import public_result
+from imaging_workbench.federation.protocol.privacy import apply_privacy, merge_bins, quantiles_from_histogram, rebin
 
 RESULT = {
     "counts": {"sex": {"F": 14, "M": 4}},

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from imaging_workbench.federation.allowlist import allowed_classes
+from imaging_workbench.federation.protocol.allowlist import allowed_classes
 from imaging_workbench.federation.provision import ensure_embedded_kits, provision_project
-from imaging_workbench.federation.service import SERVICE_NAME, hub_services
+from imaging_workbench.federation.hub.service import SERVICE_NAME, hub_services
 from imaging_workbench.federation.settings import federation_settings
 
 
@@ -66,7 +66,7 @@ def test_hub_service_definition(settings, monkeypatch):
     [service] = hub_services(settings, "172.29.248.1", settings_file="/etc/workbench.yaml")
     assert service["name"] == SERVICE_NAME
     assert service["url"] == f"http://172.29.248.1:{settings['hub']['service_port']}"
-    assert service["command"][-1] == "imaging_workbench.federation.service"
+    assert service["command"][-1] == "imaging_workbench.federation.hub.service"
     assert service["environment"]["WORKBENCH_SETTINGS"] == "/etc/workbench.yaml"
     assert service["oauth_no_confirm"] is True
     monkeypatch.delenv("WORKBENCH_SETTINGS", raising=False)
@@ -83,8 +83,8 @@ def test_cli_status_when_nothing_runs(cli):
 def test_service_application_answers_health_without_a_socket(ctx):
     from tornado.testing import AsyncHTTPTestCase  # noqa: F401 - tornado is importable
 
-    from imaging_workbench.federation.manager import JobManager
-    from imaging_workbench.federation.service import create_application
+    from imaging_workbench.federation.hub.manager import JobManager
+    from imaging_workbench.federation.hub.service import create_application
 
     app = create_application(JobManager(ctx, federation_settings(ctx.settings)), hub_auth=None)
     paths = {rule.matcher.regex.pattern for rule in app.wildcard_router.rules}

@@ -8,7 +8,8 @@ import yaml
 
 from imaging_workbench.deployment import validate_settings
 from imaging_workbench.errors import WorkbenchError
-from imaging_workbench.federation.registry import ALGORITHMS, get_algorithm, param_errors, validate_params
+from imaging_workbench.federation.algorithms import ALGORITHMS, get_algorithm
+from imaging_workbench.federation.protocol.params import param_errors, validate_params
 from imaging_workbench.federation.settings import FederationSettings, federation_settings
 from imaging_workbench.settings_schema import SCHEMA
 

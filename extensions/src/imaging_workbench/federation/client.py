@@ -108,7 +108,9 @@ class Job:
         from tqdm.auto import tqdm
 
         deadline = None if timeout is None else time.monotonic() + timeout
-        rounds = int(self.row["params"].get("rounds", 1)) + (1 if self.algorithm == "federated-training" else 0)
+        from .algorithms import get_algorithm
+
+        rounds = get_algorithm(self.algorithm).rounds(self.row["params"])
         bars = {}
         if progress:
             bars = {s: tqdm(total=rounds, desc=s, position=i, leave=True, unit="round")
@@ -146,14 +148,15 @@ class Job:
         """The job's aggregates (only once it ended); training jobs also save the model into `dest`."""
         raw = self._fed._request("GET", f"api/jobs/{self.id}/result")
         model = self.download("model.pt", dest) if "model.pt" in raw.get("files", []) else None
-        return JobResult(raw, model)
+        return JobResult(raw, model, self.algorithm)
 
 
 class JobResult:
     """Aggregates as pandas tables and plots; `raw` is the service's JSON."""
 
-    def __init__(self, raw: dict, model_file: Path | None = None):
+    def __init__(self, raw: dict, model_file: Path | None = None, algorithm: str | None = None):
         self.raw, self.model_file = raw, model_file
+        self.algorithm = algorithm or raw.get("algorithm")
 
     status = property(lambda self: self.raw.get("status"))
 
@@ -162,11 +165,9 @@ class JobResult:
         """The main table: counts (statistics), rounds (training) or metrics (evaluation)."""
         import pandas as pd
 
-        if self.raw.get("counts"):
-            return pd.DataFrame(self.raw["counts"])[["variable", "value", "count", "sites", "suppressed"]]
-        if self.raw.get("metrics"):
-            return pd.DataFrame(self.raw["metrics"]).T.reset_index(names="metric")
-        return pd.DataFrame(self.raw.get("rounds") or [])
+        from .algorithms import get_algorithm
+
+        return pd.DataFrame(get_algorithm(self.algorithm).table(self.raw))
 
     @property
     def summary(self):

@@ -55,7 +55,7 @@ def _provision(ctx, args):
 def _jobs(ctx, args):
     from sqlalchemy import select
 
-    from .job_models import FederatedJob
+    from .hub.job_store import FederatedJob
 
     with ctx.session() as s:
         rows = [j.as_dict() for j in s.scalars(select(FederatedJob).order_by(FederatedJob.submitted_at.desc())

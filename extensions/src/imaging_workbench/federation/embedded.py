@@ -13,10 +13,10 @@ from pathlib import Path
 
 from ..errors import WorkbenchError
 from ..private_state import PRIVATE_DIR, PRIVATE_UMASK, open_private
-from .allowlist import allow_list_status
+from .protocol.allowlist import allow_list_status
 from .provision import ensure_embedded_kits
 from .settings import FederationSettings
-from .sitedata import write_site_datasets
+from .site.data import write_site_datasets
 
 SERVER_MODULE = "nvflare.private.fed.app.server.server_train"
 CLIENT_MODULE = "nvflare.private.fed.app.client.client_train"
@@ -154,7 +154,7 @@ def site_datasets_from_catalog(session, settings: FederationSettings) -> dict[st
 def up(settings: FederationSettings, site_datasets: dict[str, dict[str, str]], timeout: float = 120) -> dict:
     """Provision if needed, write each site's dataset list, start what is not running, and wait
     until every site is connected. Returns `status()`."""
-    from .admin import FlareAdmin
+    from .hub.flare_session import FlareAdmin
 
     ensure_embedded_kits(settings)
     for name in settings.sites:
@@ -193,7 +193,7 @@ def status(settings: FederationSettings, connected: list | None = None) -> dict:
     """{participant: {pid, running, connected, allow_list, allow_list_matches}} for the server and
     each site: `allow_list` is the size of its class allow-list, `allow_list_matches` whether it is
     exactly the workbench's."""
-    from .admin import FlareAdmin
+    from .hub.flare_session import FlareAdmin
 
     if connected is None and pid_of(settings, "server"):
         try:

@@ -15,7 +15,7 @@ import yaml
 
 from ..errors import WorkbenchError
 from ..private_state import ensure_private_tree, private_umask
-from .allowlist import ALGORITHM_GATE, ALLOW_LIST_KEY, APP_VALIDATOR, PRIVACY_FILTER, allowed_classes
+from .protocol.allowlist import ALGORITHM_GATE, ALLOW_LIST_KEY, APP_VALIDATOR, PRIVACY_FILTER, allowed_classes
 from .settings import FederationSettings
 
 PRIVACY_SCOPE = "workbench"
@@ -47,7 +47,7 @@ AUTHORIZATION = {
 
 def site_policy(settings: FederationSettings, algorithms=None) -> dict:
     """A site's privacy.json: the one file a site admin edits (see federation/README.md)."""
-    from .registry import ALGORITHMS
+    from .algorithms import ALGORITHMS
 
     return {
         "scopes": [{

@@ -119,7 +119,7 @@ def update_roles(c, settings: dict) -> None:
 
 def configure(c, settings: dict) -> None:
     """Apply all the deployment settings to JupyterHub's config object `c`."""
-    from ..federation.service import hub_services
+    from ..federation.hub.service import hub_services
 
     services = hub_services(settings, hub_api_ip(settings))
     update_hub(c, settings)

@@ -1,18 +1,18 @@
-"""The approved algorithms' code: what each site computes and how the server combines it.
+"""The approved algorithms, one module each: its declaration (`ALGORITHM`, an `Algorithm`), its
+site function and its aggregation. A site runs only what is listed here *and* allowed in its own
+policy; researchers pick one by id and pass parameters checked against its schema."""
 
-Each module has `site_run(params, task, data, state) -> dict` (a raw site result, filtered by
-the site's privacy rules before it leaves) and a `Server` class (`task(round)`, `add(site,
-result)`, `end_round(round)`, `final(out_dir) -> dict`).
-"""
+from ...errors import WorkbenchError
+from . import cohort_statistics, federated_evaluation, federated_training
+from .base import Algorithm
 
-import importlib
-
-MODULES = {
-    "cohort-statistics": "statistics",
-    "federated-training": "training",
-    "federated-evaluation": "evaluation",
-}
+ALGORITHMS: dict[str, Algorithm] = {m.ALGORITHM.id: m.ALGORITHM
+                                    for m in (cohort_statistics, federated_training, federated_evaluation)}
 
 
-def load(algorithm_id: str):
-    return importlib.import_module(f".{MODULES[algorithm_id]}", __name__)
+def get_algorithm(algorithm_id: str) -> Algorithm:
+    try:
+        return ALGORITHMS[algorithm_id]
+    except (KeyError, TypeError):
+        raise WorkbenchError(f"unknown algorithm {algorithm_id!r}",
+                             f"pick one of the approved algorithms: {', '.join(sorted(ALGORITHMS))}") from None

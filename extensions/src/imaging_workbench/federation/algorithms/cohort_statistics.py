@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 
-from ..privacy import quantiles_from_histogram, rebin
+from ..protocol.privacy import quantiles_from_histogram, rebin
+from .base import Algorithm, epsilon_param
 
 ROUNDS = 1
 
@@ -146,3 +147,40 @@ class Server:
             "summary": {"tumour_hu": self._summary("tumour_hu"),
                         "tumour_volume_ml": self._summary("tumour_volume_ml")},
         }
+
+
+def result_table(result: dict) -> list[dict]:
+    """One row per published count (variable, value, count, sites, suppressed)."""
+    return [{k: row.get(k) for k in ("variable", "value", "count", "sites", "suppressed")}
+            for row in result.get("counts") or []]
+
+
+PRIVACY = ("the job's epsilon is split over its releases at each site: counts, the HU histogram, "
+           "the volume histogram")
+
+ALGORITHM = Algorithm(
+    id="cohort-statistics", version="1.0", title="Cohort statistics",
+    description="Counts of patients by modality, body part, sex and age band; histogram and quantiles "
+                "of CT numbers (HU) inside segmented tumours; tumour volume distribution from the SEGs.",
+    leaves_site="Counts per category, histogram bin counts, sums for means; every count below the "
+                "site's minimum count is suppressed, counts carry the site's noise, bins are capped.",
+    params={
+        "hu_range": {"type": "array", "items": "number", "length": 2, "default": [-400, 400],
+                     "description": "lowest and highest HU of the tumour histogram"},
+        "hu_bins": {"type": "integer", "minimum": 2, "maximum": 256, "default": 40,
+                    "description": "number of histogram bins (a site may merge bins down to its maximum)"},
+        "quantiles": {"type": "array", "items": "number", "exclusive_minimum": 0, "exclusive_maximum": 1,
+                      "default": [0.05, 0.25, 0.5, 0.75, 0.95],
+                      "description": "HU quantiles to estimate from the pooled histogram"},
+        "age_band": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10,
+                     "description": "width of the age bands in years"},
+        "volume_edges_ml": {"type": "array", "items": "number", "minimum": 0,
+                            "default": [0, 1, 2, 5, 10, 20, 50, 100, 500],
+                            "description": "bin edges of the tumour volume histogram in mL (increasing)"},
+        "epsilon": epsilon_param(2.0),
+    },
+    privacy=PRIVACY,
+    site_run=site_run,
+    server=Server,
+    table=result_table,
+)

@@ -2,14 +2,14 @@
 anything else before any of its components is built.
 
 The lists are generated from the approved algorithms' declarations (`Algorithm.controller`,
-`Algorithm.executor` in `registry.py`) plus the site policy's two filters, so a new algorithm
+`Algorithm.executor` in `algorithms/base.py`) plus the site policy's two filters, so a new algorithm
 brings its classes with it. A job of ours instantiates no FLARE framework class of its own: its
 server configuration names only the controller and its site configuration only the executor
 (FLARE's engine, communicator and job runner are built by FLARE itself, never from a job's
 configuration, so they need no entry).
 
 Two walls use the lists: FLARE's own `class_allow_list` (resources.json, checked as each
-component is built) and `WorkbenchAppValidator` in `flare.py` (FLARE's app validator hook,
+component is built) and `WorkbenchAppValidator` in `protocol/validator.py` (FLARE's app validator hook,
 checked when a job is deployed, before its job process starts). This module stays free of
 nvflare imports so that the hub and the CLI can read it cheaply.
 """
@@ -17,12 +17,12 @@ nvflare imports so that the hub and the CLI can read it cheaply.
 import json
 from pathlib import Path
 
-FLARE_MODULE = "imaging_workbench.federation.flare"
-CONTROLLER = f"{FLARE_MODULE}.WorkbenchController"
-EXECUTOR = f"{FLARE_MODULE}.WorkbenchExecutor"
-ALGORITHM_GATE = f"{FLARE_MODULE}.AlgorithmGate"
-PRIVACY_FILTER = f"{FLARE_MODULE}.WorkbenchPrivacyFilter"
-APP_VALIDATOR = f"{FLARE_MODULE}.WorkbenchAppValidator"
+PACKAGE = "imaging_workbench.federation"
+CONTROLLER = f"{PACKAGE}.server.controller.WorkbenchController"
+EXECUTOR = f"{PACKAGE}.site.executor.WorkbenchExecutor"
+ALGORITHM_GATE = f"{PACKAGE}.site.filters.AlgorithmGate"
+PRIVACY_FILTER = f"{PACKAGE}.site.filters.WorkbenchPrivacyFilter"
+APP_VALIDATOR = f"{PACKAGE}.protocol.validator.WorkbenchAppValidator"
 # The site policy's filters (privacy.json) are built for every task a job receives.
 POLICY_FILTERS = (ALGORITHM_GATE, PRIVACY_FILTER)
 
@@ -33,7 +33,7 @@ COMPONENT_KEYS = ("path", "class_path", "name")
 
 def allowed_classes(kind: str) -> list[str]:
     """The exact class allow-list of a participant (`kind`: server or client), sorted."""
-    from .registry import ALGORITHMS
+    from ..algorithms import ALGORITHMS
 
     if kind == "server":
         classes = {a.controller for a in ALGORITHMS.values()}

@@ -3,7 +3,8 @@ on each site's tumour cases, pooled as count, sum and sum of squares."""
 
 import numpy as np
 
-from .training import _sums, build_model, cases_and_model, dice, from_bytes, pooled, predictions
+from .base import Algorithm, epsilon_param
+from .federated_training import _sums, build_model, cases_and_model, dice, from_bytes, pooled, predictions
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
@@ -75,3 +76,30 @@ class Server:
             metrics[name] = {**m, "cases": cases, "withheld_by": withheld,
                              "suppressed": bool(withheld) or cases < self.min_count}
         return {"metrics": metrics}
+
+
+def result_table(result: dict) -> list[dict]:
+    """One row per metric (Dice, HD95): pooled mean, sd, cases, suppressed."""
+    return [{"metric": name, **values} for name, values in (result.get("metrics") or {}).items()]
+
+
+PRIVACY = "the job's epsilon is split between the Dice and the HD95 means at each site"
+
+ALGORITHM = Algorithm(
+    id="federated-evaluation", version="1.0", title="Federated model evaluation",
+    description="Runs a model from a finished federated-training job at each site and aggregates "
+                "Dice and Hausdorff distance against the site's SEGs.",
+    leaves_site="Count, sum and sum of squares of Dice and 95th-percentile Hausdorff per site "
+                "(suppressed below the minimum count).",
+    params={
+        "model_job": {"type": "string", "required": True,
+                      "description": "id of a finished federated-training job whose model to evaluate"},
+        "crop_size": {"type": "integer", "enum": [32, 48, 64], "default": 32,
+                      "description": "edge of the cubic crops (voxels); use the training value"},
+        "epsilon": epsilon_param(1.0),
+    },
+    privacy=PRIVACY,
+    site_run=site_run,
+    server=Server,
+    table=result_table,
+)

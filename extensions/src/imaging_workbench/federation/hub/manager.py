@@ -16,16 +16,17 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from ..catalog import audit
-from ..catalog.datasets import datasets_by_id
-from ..catalog.grants import require_grants
-from ..clock import utcnow
-from ..errors import NotFound, WorkbenchError
-from .admin import FlareAdmin, SharedSession, download_result, job_state, read_result
-from .job_models import FederatedJob
-from .jobs import job_name, write_job
-from .registry import get_algorithm, validate_params
-from .settings import FederationSettings
+from ...catalog import audit
+from ...catalog.datasets import datasets_by_id
+from ...catalog.grants import require_grants
+from ...clock import utcnow
+from ...errors import NotFound, WorkbenchError
+from ..algorithms import get_algorithm
+from ..protocol.params import validate_params
+from ..settings import FederationSettings
+from .flare_session import FlareAdmin, SharedSession, download_result, job_state, read_result
+from .job_folders import job_name, write_job
+from .job_store import FederatedJob
 
 
 class Forbidden(WorkbenchError):
@@ -156,7 +157,8 @@ class JobManager:
             raise BadRequest(f"job '{job_id}' is still {job.status}", "wait for it to finish (job.wait())")
         with self.ctx.session() as s:
             audit.record(s, user, "federation.result", job_id, status=job.status)
-        return public_result(job.result or {}, self.settings.min_count) | {"status": job.status, "error": job.error}
+        return public_result(job.result or {}, self.settings.min_count) | {
+            "algorithm": job.algorithm, "status": job.status, "error": job.error}
 
     def result_file(self, user: str, job_id: str, name: str) -> Path:
         job = self.get(user, job_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import WorkbenchError
+from ...errors import WorkbenchError
 
 DATASETS_FILE = "workbench_datasets.json"
 INDEX_FILE = "workbench_index.sqlite"
@@ -80,7 +80,7 @@ class SiteData:
 
     @cached_property
     def _engine(self):
-        from ..catalog.engine import create_catalog_engine
+        from ...catalog.engine import create_catalog_engine
 
         return create_catalog_engine(f"sqlite:///{self.local_dir / INDEX_FILE}")
 
@@ -99,7 +99,7 @@ class SiteData:
     def _ensure_index(self, session, dataset_id: str) -> None:
         if dataset_id in self._indexed:
             return
-        from ..dicom import index_folder
+        from ...dicom import index_folder
 
         index_folder(session, dataset_id, self.datasets[dataset_id])  # re-reads only changed files
         session.commit()
@@ -107,7 +107,7 @@ class SiteData:
 
     def series(self, dataset_ids) -> list:
         """The image series (not SEG) of the datasets, from the site's index."""
-        from ..dicom import list_series
+        from ...dicom import list_series
 
         rows = []
         with self._session() as session:
@@ -132,7 +132,7 @@ class SiteData:
 
     def tumour_cases(self, dataset_ids, limit: int | None = None):
         """Yield a TumourCase (tumour segments only, organs dropped) for every CT series with a SEG."""
-        from ..dicom import load_segmentation, load_series
+        from ...dicom import load_segmentation, load_series
 
         rows = [r for r in self.series(dataset_ids) if r["modality"] == "CT" and r["has_segmentation"]]
         for row in rows[:limit]:

@@ -13,8 +13,8 @@ import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import WorkbenchError
-from .settings import FederationSettings
+from ...errors import WorkbenchError
+from ..settings import FederationSettings
 
 FINISHED_PREFIX = "FINISHED"
 
@@ -123,7 +123,7 @@ def job_state(sess, flare_job_id: str) -> dict:
 
 def download_result(sess, flare_job_id: str, dest: Path) -> Path:
     """Fetch the job's workspace and copy its workbench result folder to `dest`; returns dest."""
-    from .flare import RESULT_DIR, RESULT_FILE
+    from ..protocol.messages import RESULT_DIR, RESULT_FILE
 
     dest = Path(dest)
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,6 +151,6 @@ def _accepts_destination(sess) -> bool:
 
 
 def read_result(folder: Path) -> dict:
-    from .flare import RESULT_FILE
+    from ..protocol.messages import RESULT_FILE
 
     return json.loads((Path(folder) / RESULT_FILE).read_text())

@@ -8,9 +8,9 @@ import json
 import re
 from pathlib import Path
 
-from .provision import PRIVACY_SCOPE
-from .registry import Algorithm
-from .settings import FederationSettings
+from ..algorithms.base import Algorithm
+from ..provision import PRIVACY_SCOPE
+from ..settings import FederationSettings
 
 APP = "app"
 

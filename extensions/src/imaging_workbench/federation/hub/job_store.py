@@ -5,10 +5,8 @@ from datetime import datetime
 from sqlalchemy import JSON, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..catalog.models import Base
-
-FINAL_STATES = ("finished", "partial", "failed", "cancelled")
-
+from ...catalog.models import Base
+from ..protocol.states import FINAL_STATES
 
 class FederatedJob(Base):
     """One job submitted through the workbench-federation service (every one reaches a final state)."""

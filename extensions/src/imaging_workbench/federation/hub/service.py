@@ -32,10 +32,10 @@ from jupyterhub.services.auth import HubAuthenticated
 from tornado import web
 from tornado.ioloop import IOLoop
 
-from ..errors import NotFound, WorkbenchError
+from ...errors import NotFound, WorkbenchError
+from ..algorithms import ALGORITHMS
+from ..settings import FederationSettings, federation_settings
 from .manager import BadRequest, Forbidden, JobManager
-from .registry import ALGORITHMS
-from .settings import FederationSettings, federation_settings
 
 SERVICE_NAME = "workbench-federation"
 ACCESS_SCOPE = f"access:services!service={SERVICE_NAME}"
@@ -148,8 +148,8 @@ class AlgorithmsHandler(BaseHandler):
 
 class DatasetsHandler(BaseHandler):
     def _datasets(self, user):
-        from ..catalog.datasets import datasets_by_id
-        from ..catalog.grants import approved_dataset_ids
+        from ...catalog.datasets import datasets_by_id
+        from ...catalog.grants import approved_dataset_ids
 
         with self.manager.ctx.session() as s:
             found = datasets_by_id(s, approved_dataset_ids(s, user))
@@ -241,7 +241,7 @@ def hub_services(settings: dict, host: str, settings_file: str | None = None) ->
         settings_file: the deployment settings file the service reads (default: $WORKBENCH_SETTINGS,
             or its old name $WORKBENCH_SITE, when called).
     """
-    from ..deployment import SETTINGS_ENV, settings_file_from_env
+    from ...deployment import SETTINGS_ENV, settings_file_from_env
 
     federation = federation_settings(settings)
     env = {"WORKBENCH_FEDERATION_HOST": host, "PYTHONUNBUFFERED": "1"}
@@ -251,7 +251,7 @@ def hub_services(settings: dict, host: str, settings_file: str | None = None) ->
     return [{
         "name": SERVICE_NAME,
         "url": f"http://{host}:{federation.service_port}",
-        "command": [sys.executable, "-m", "imaging_workbench.federation.service"],
+        "command": [sys.executable, "-m", "imaging_workbench.federation.hub.service"],
         "environment": env,
         "oauth_no_confirm": True,
         "display": False,
@@ -266,8 +266,8 @@ def _hub_auth():
 
 def main(argv=None) -> int:
     """Run the service: settings from the deployment settings file, hub credentials from the JupyterHub environment."""
-    from ..context import WorkbenchContext
-    from ..deployment import load_settings
+    from ...context import WorkbenchContext
+    from ...deployment import load_settings
 
     parser = argparse.ArgumentParser(prog="workbench-federation-service")
     parser.add_argument("--settings", "--site", dest="settings_file", metavar="FILE",
