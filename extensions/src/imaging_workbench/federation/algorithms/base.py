@@ -34,6 +34,10 @@ class Algorithm:
     server: type
     table: Callable
     weights_leave: bool = False
+    # The epsilon the site's disclosure step may spend on one round's release (params, round) ->
+    # epsilon; None: the whole job's epsilon in its one round. Training spends most of its
+    # epsilon in DP-SGD, which its site function accounts for itself (result `dp_sgd.epsilon`).
+    release_epsilon: Callable | None = None
     rounds_param: str | None = None  # the parameter that sets the number of rounds, if any
     # The FLARE classes a job of this algorithm builds: they alone make the sites' allow-lists.
     controller: str = CONTROLLER
@@ -43,6 +47,9 @@ class Algorithm:
     def epsilon(self, params: dict) -> float:
         """The epsilon a job with these (complete) parameters spends at each site, per dataset."""
         return float(params["epsilon"])
+
+    def epsilon_for_release(self, params: dict, round_: int) -> float:
+        return self.release_epsilon(params, round_) if self.release_epsilon else self.epsilon(params)
 
     def rounds(self, params: dict) -> int:
         """FLARE rounds of a job (training adds one evaluation-only round)."""
