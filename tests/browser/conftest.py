@@ -43,7 +43,7 @@ CaseBrowser(root={root!r}, index_path={index!r}, page_size=5)
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory):
-    """One small synthetic lung CT cohort (12 patients, each with a tumour SEG) as /data would hold it."""
+    """One small synthetic lung CT cohort (100 patients, each with a tumour SEG) as /data would hold it."""
     from imaging_workbench.dicom.demo import DEMO_DATASETS, ensure_demo_data
 
     root = tmp_path_factory.mktemp("data")

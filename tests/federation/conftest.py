@@ -3,8 +3,9 @@ JupyterHub, and the workbench-federation service as a process of its own, all st
 
 Fixture catalogue (session scope unless noted):
     demo_data      the small demo cohorts (six datasets over site-1..site-3)
-    fed_env        deployment settings and a catalog with those datasets registered; alice holds
-                   grants for all of them, bob for lung-ct only, carol for none
+    fed_env        deployment settings and a catalog with those datasets registered; alice, erin
+                   and fay hold grants for all of them (erin and fay spend privacy budgets the
+                   other tests must not see spent), bob for lung-ct only, carol for none
     federation     the embedded FLARE federation, up (FederationSettings)
     fed_hub        a real JupyterHub (lead's config) with workbench-federation as an external
                    service and user tokens (alice, bob, carol, and one without the scope)
@@ -28,6 +29,7 @@ from imaging_workbench.deployment import validate_settings, with_defaults
 from ..waiting import free_port, wait_for
 
 SERVICE = "workbench-federation"
+BUDGET_USERS = ("erin", "fay")
 PREFIX = f"/services/{SERVICE}/"
 
 
@@ -56,16 +58,17 @@ def fed_env(tmp_path_factory, demo_data):
         "state_dir": str(workdir / "state"),
         "hub": {"service_port": free_port()},
         "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 30, "job_timeout": 240,
-                       "noise": 0.02, "min_count": 10},
+                       "min_count": 10},
     }))
     ctx = WorkbenchContext(settings, actor="steward")
     with ctx.session() as s:
-        for name in ("alice", "bob", "carol"):
+        for name in ("alice", "bob", "carol", *BUDGET_USERS):
             accounts.add_account(s, "steward", name)
         for dataset_id, (spec, folder) in demo_data.items():
             datasets.add_dataset(s, "steward", dataset_id, folder, title=spec.title, modality=spec.modality,
                                  body_part=spec.body_part, site=spec.site)
-            grants.grant_access(s, "steward", "alice", dataset_id, 30, "federated tests")
+            for name in ("alice", *BUDGET_USERS):
+                grants.grant_access(s, "steward", name, dataset_id, 30, "federated tests")
         grants.grant_access(s, "steward", "bob", "lung-ct", 30, "federated tests")
     return workdir, settings, ctx
 
@@ -110,10 +113,10 @@ def fed_hub(fed_env):
     hub.service_token = token
     hub.start()
     try:
-        for name in ("alice", "bob", "carol", "dave"):
+        for name in ("alice", "bob", "carol", "dave", *BUDGET_USERS):
             hub.api("POST", f"/users/{name}")
         scope = [f"access:services!service={SERVICE}"]
-        hub.tokens = {name: hub.user_token(name, scope) for name in ("alice", "bob", "carol")}
+        hub.tokens = {name: hub.user_token(name, scope) for name in ("alice", "bob", "carol", *BUDGET_USERS)}
         hub.tokens["unscoped"] = hub.user_token("dave", ["read:users:name!user"])
         yield hub
     finally:

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 import requests
+import yaml
 
 from imaging_workbench.federation.client import FederationError
 
@@ -137,12 +138,12 @@ def test_sites_refuse_a_job_of_stock_flare_classes_before_building_any(federatio
 
 
 def job_after_a_site_admins_edit(client, path, edit):
-    """Run a statistics job on lung-ct (site-1) and liver-ct-site3 while the JSON file `path` of
-    site-3 holds `edit(content)`; the file is restored afterwards."""
+    """Run a statistics job on lung-ct (site-1) and liver-ct-site3 while the JSON or YAML file
+    `path` of site-3 holds `edit(content)`; the file is restored afterwards."""
     original = path.read_text()
-    content = json.loads(original)
+    content = yaml.safe_load(original) if path.suffix == ".yaml" else json.loads(original)
     edit(content)
-    path.write_text(json.dumps(content))
+    path.write_text(yaml.safe_dump(content) if path.suffix == ".yaml" else json.dumps(content))
     try:
         job = client.submit("cohort-statistics", datasets=["lung-ct", "liver-ct-site3"])
         job.wait(timeout=180, progress=False)
@@ -152,10 +153,12 @@ def job_after_a_site_admins_edit(client, path, edit):
 
 
 def test_an_algorithm_a_site_does_not_allow_leaves_that_site_out(client_for, federation):
-    def allow_training_only(policy):
-        policy["scopes"][0]["properties"]["allowed_algorithms"] = ["federated-training"]
+    from imaging_workbench.federation.site.policy_file import POLICY_FILE
 
-    job = job_after_a_site_admins_edit(client_for("alice"), federation.kit("site-3") / "local" / "privacy.json",
+    def allow_training_only(policy):
+        policy["allowed_algorithms"] = ["federated-training"]
+
+    job = job_after_a_site_admins_edit(client_for("alice"), federation.kit("site-3") / "local" / POLICY_FILE,
                                        allow_training_only)
     assert job.state == "partial"
     assert "site-3" in job.row["error"] and "site-1" not in job.row["error"]

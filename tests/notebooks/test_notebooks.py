@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imaging_workbench.dicom.demo import DEMO_DATASETS, ensure_demo_data
+from imaging_workbench.dicom.demo import DEMO_DATASETS, SIZES, ensure_demo_data
 
 pytestmark = pytest.mark.docker
 
@@ -63,7 +63,7 @@ def test_every_notebook_is_run_by_a_test():
 SANDBOX_NOTEBOOKS = [n for n in NOTEBOOKS if n not in RUN_ELSEWHERE]
 # What each notebook must show that only the mounted dataset has: the name it is mounted under
 # (the demo fallback, off here anyway, would write "lung-ct").
-EXPECTED = {"researcher/view_case.ipynb": f"12 series in {MOUNTED_AS}",
+EXPECTED = {"researcher/view_case.ipynb": f"{SIZES['small'][0]} series in {MOUNTED_AS}",
             "clinician/case_review.ipynb": f"Reviewing 1 dataset(s): {MOUNTED_AS}"}
 
 

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "imaging_workbench.hub.commands",
     "imaging_workbench.dicom.commands",
     "imaging_workbench.federation.commands",
+    "imaging_workbench.federation.site.commands",
     "imaging_workbench.private_state_commands",
 )
 

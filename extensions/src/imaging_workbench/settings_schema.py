@@ -139,12 +139,9 @@ FEDERATION = _section("Federated jobs on NVIDIA FLARE: where the server and serv
                         "title": "a site name: lower-case letters, digits and '-', such as site-1"},
               "title": "a non-empty list of distinct site names",
               "description": "The data-holding FLARE sites (clients) of the federation."},
-    "min_count": _doc("positive", "Privacy: counts, histograms and sums resting on fewer patients or tumours "
-                                  "never leave a site."),
-    "noise": {"type": "number", "minimum": 0, "exclusiveMaximum": 1,
-              "title": "a fraction from 0 up to (not including) 1, such as 0.02 for 2 %",
-              "description": "Privacy: relative noise (uniform, +-noise) on every released count and sum."},
-    "max_bins": _doc("positive", "Privacy: most histogram bins a site releases."),
+    "min_count": _doc("positive", "Privacy: the minimum count written into new site policies (each site's "
+                                  "policy file then decides), and the hub's own floor for every published cell."),
+    "max_bins": _doc("positive", "Privacy: most histogram bins, written into new site policies."),
     "job_timeout": _doc("seconds", "Seconds before an unfinished job is ended, naming the sites that did not answer."),
     "task_timeout": _doc("seconds", "Seconds a site may take for one task (one round)."),
     "project": _doc("text", "FLARE project name used when provisioning the embedded federation."),

@@ -125,7 +125,7 @@ def test_every_problem_is_reported_together_in_file_order(tmp_path):
         "  profiles:",
         "    small: {cpu: two, memory: 1G}",  # 6: wrong type in a profile
         "federation:",
-        "  noise: 2",                  # 8: out of range
+        "  min_count: 0",              # 8: out of range
         "  colour: blue",              # 9: unknown, nothing close
         "roles:",
         "  stewards: {Lung CT: [dana]}",  # 11: not a dataset id
@@ -136,7 +136,7 @@ def test_every_problem_is_reported_together_in_file_order(tmp_path):
     assert "'hub.prot' is not a setting (did you mean 'port'?)" in lines[1]
     assert "'sandbox.idle_timeout' must be a positive whole number of seconds, not -5" in lines[2]
     assert "'sandbox.profiles.small.cpu' must be a number of CPUs" in lines[3]
-    assert "'federation.noise' must be a fraction" in lines[4]
+    assert "'federation.min_count' must be a positive" in lines[4]
     assert "'federation.colour' is not a setting (known here: workdir, host," in lines[5]
     assert "'roles.stewards.Lung CT' is not a valid name here: use a dataset id" in lines[6]
     assert "settings_schema.py" in error.hint

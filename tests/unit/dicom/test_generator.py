@@ -1,16 +1,19 @@
 """The synthetic cohorts: valid for dciodvfy, named by UID, varied, and the demo layout."""
 
+import hashlib
 import json
 import shutil
 import stat
 import subprocess
+from collections import Counter
 
 import numpy as np
 import pydicom
 import pytest
 
-from imaging_workbench.dicom.demo import DEMO_DATASETS, MARKER, ensure_dataset
-from imaging_workbench.dicom.synth import generate_cohort
+from imaging_workbench.dicom import synth
+from imaging_workbench.dicom.demo import DEMO_DATASETS, MARKER, SIZES, ensure_dataset
+from imaging_workbench.dicom.synth import cohort_jobs, generate_cohort
 
 
 def _dciodvfy_errors(path) -> list[str]:
@@ -61,7 +64,9 @@ def test_cohort_varies_patients_scanners_and_transfer_syntaxes(tmp_path):
 def test_demo_dataset_is_world_readable_and_written_once(tmp_path):
     spec = next(d for d in DEMO_DATASETS if d.id == "lung-ct")
     folder, written = ensure_dataset(tmp_path, spec, "small")
-    assert written and json.loads((folder / MARKER).read_text())["n_patients"] == 12
+    info = json.loads((folder / MARKER).read_text())
+    assert written and info["n_patients"] == info["n_series"] == SIZES["small"][0]
+    assert len([p for p in folder.iterdir() if p.is_dir()]) == SIZES["small"][0]
     assert all(p.stat().st_mode & stat.S_IROTH for p in folder.rglob("*"))
     assert all(p.stat().st_mode & stat.S_IXOTH for p in folder.rglob("*") if p.is_dir())
     assert ensure_dataset(tmp_path, spec, "small") == (folder, False)
@@ -72,3 +77,63 @@ def test_demo_datasets_give_every_site_ct_with_tumours():
     assert sites == {"site-1", "site-2", "site-3"}
     for site in sites:
         assert any(d.site == site and d.modality == "CT" for d in DEMO_DATASETS)
+
+
+def test_demo_sizes_have_enough_patients_for_the_minimum_count():
+    assert 60 <= SIZES["small"][0] <= 100 and 60 <= SIZES["demo"][0] <= 100
+
+
+def test_cohort_balances_sex_and_fills_every_ten_year_age_band():
+    jobs = cohort_jobs("/nowhere", "lung-ct", 60, region="chest", tumour_organ="lung", seed=3)
+    patients = [job["patient"] for job in jobs]
+    assert Counter(p.sex for p in patients) == {"F": 30, "M": 30}
+    bands = Counter(p.age // 10 * 10 for p in patients)
+    assert bands == {40: 12, 50: 12, 60: 12, 70: 12, 80: 12}
+    assert min(p.age for p in patients) >= 40 and max(p.age for p in patients) <= 87
+
+
+def test_tumour_volumes_spread_over_one_to_forty_ml():
+    rng = np.random.default_rng(0)
+    volumes = []
+    for _ in range(200):
+        anat = synth.phantom.make_anatomy("abdomen", "liver", rng)
+        t = anat.tumours[0]
+        volumes.append(4 / 3 * np.pi * np.prod(t.radii) / 1000)
+    assert 1 <= min(volumes) < 1.5 and 30 < max(volumes) <= 40
+    assert 4 < np.median(volumes) < 9  # log-uniform: as many below ~6 mL as above
+
+
+def _digests(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_writes_identical_files_whatever_the_workers(tmp_path):
+    kw = dict(dataset_id="kidney-ct", n_patients=9, region="abdomen", tumour_organ="kidney", shape=(6, 32, 32),
+              seed=11)
+    one = generate_cohort(tmp_path / "one", workers=1, **kw)
+    two = generate_cohort(tmp_path / "two", workers=2, **kw)
+    assert [r.patient_id for r in one] == [r.patient_id for r in two]
+    assert all(r.seg_path is not None for r in one)
+    digests = _digests(tmp_path / "one")
+    assert len(digests) == sum(len(r.files) + 1 for r in one)
+    assert digests == _digests(tmp_path / "two")
+
+
+@pytest.mark.parametrize("syntax", ["explicit", "implicit", "rle", "jpegls", "j2k"])
+def test_fast_slice_writer_writes_what_pydicom_writes(tmp_path, syntax, monkeypatch):
+    written = synth._write_slice
+    mismatches = []
+
+    def check(template, folder, k, z, origin_xy, pixels, syntax, writer=None):
+        path, ds = written(template, folder, k, z, origin_xy, pixels, syntax, writer)
+        ds.save_as(tmp_path / "ref.dcm", implicit_vr=syntax == synth.ImplicitVRLittleEndian, little_endian=True,
+                   enforce_file_format=True)
+        if (tmp_path / "ref.dcm").read_bytes() != path.read_bytes():
+            mismatches.append(k)
+        return path, ds
+
+    monkeypatch.setattr(synth, "_write_slice", check)
+    synth.generate_ct_series(tmp_path / "ct", shape=(4, 32, 32), transfer_syntax=syntax, seed=1)
+    synth.generate_mr_series(tmp_path / "mr", shape=(4, 32, 32), transfer_syntax=syntax, seed=2)
+    assert mismatches == []

@@ -34,6 +34,12 @@ class FakeFederation:
     def datasets(self):
         return [{"id": "lung-ct", "site": "site-1", "modality": "CT"}]
 
+    def budget(self):
+        import pandas as pd
+
+        return pd.DataFrame([{"dataset_id": "lung-ct", "site": "site-1", "spent": 17.0, "remaining": 3.0,
+                              "dataset_remaining": 150.0, "epsilon_per_job": 8.0}])
+
     def submit(self, algorithm, datasets, **params):
         if params.get("hu_bins") == 1:
             raise FederationError(400, "bad parameters", fields={"hu_bins": "must be at least 2, not 1"})
@@ -71,3 +77,13 @@ def test_refused_parameters_are_shown_with_their_field(panel):
         FederationError(400, "bad parameters", fields={"hu_bins": "must be at least 2, not 1"}))
     assert panel.submit() is None
     assert "hu_bins" in panel.message.value
+
+
+def test_the_cost_of_a_job_is_shown_against_the_remaining_budget(panel):
+    panel.algorithm.value = "cohort-statistics"
+    panel.datasets.value = ("lung-ct",)
+    panel.fields["epsilon"].value = 2.0
+    assert "2 at each site" in panel.cost.value and "lung-ct at site-1: 3 left" in panel.cost.value
+    assert "#b00" not in panel.cost.value
+    panel.fields["epsilon"].value = 4.0  # more than the 3 left: shown in red before submitting
+    assert "#b00" in panel.cost.value

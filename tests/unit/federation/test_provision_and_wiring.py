@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from imaging_workbench.federation.protocol.allowlist import allowed_classes
+from imaging_workbench.federation.protocol.allowlist import PRIVACY_FILTER, allowed_classes
 from imaging_workbench.federation.provision import ensure_embedded_kits, provision_project
 from imaging_workbench.federation.hub.service import SERVICE_NAME, hub_services
 from imaging_workbench.federation.settings import federation_settings
+from imaging_workbench.federation.site.policy_file import POLICY_FILE, load_site_policy
 
 
 @pytest.fixture
@@ -34,17 +35,33 @@ def test_sites_refuse_custom_code_and_allow_only_workbench_components(kits):
         resources = json.loads((local / "resources.json").read_text())
         assert resources["class_list_enforcement_mode"] == "enforce"
         assert resources["class_allow_list"] == allowed_classes("client")
-        policy = json.loads((local / "privacy.json").read_text())
-        assert policy["default_scope"] == "workbench"
-        assert policy["scopes"][0]["task_result_filters"][0]["args"] == {"min_count": 10, "noise": 0.02,
-                                                                          "max_bins": 64}
+        scope = json.loads((local / "privacy.json").read_text())
+        assert scope["default_scope"] == "workbench"
+        assert [f["path"] for f in scope["scopes"][0]["task_result_filters"]] == [PRIVACY_FILTER]
+        policy = load_site_policy(local)
+        assert policy.for_dataset("lung-ct").min_count == 10 and policy.for_dataset("lung-ct").max_bins == 64
 
 
 def test_a_site_admins_policy_edits_survive_reprovisioning(kits):
-    policy = kits.kit("site-2") / "local" / "privacy.json"
-    policy.write_text(policy.read_text().replace('"min_count": 10', '"min_count": 25'))
+    policy = kits.kit("site-2") / "local" / POLICY_FILE
+    policy.write_text(policy.read_text().replace("min_count: 10", "min_count: 25"))
     ensure_embedded_kits(kits)
-    assert '"min_count": 25' in policy.read_text()
+    assert load_site_policy(policy.parent).for_dataset("liver-ct").min_count == 25
+
+
+def test_an_older_sites_privacy_json_becomes_its_policy_file(kits):
+    local = kits.kit("site-3") / "local"
+    (local / POLICY_FILE).unlink()
+    old = {"scopes": [{"name": "workbench", "properties": {"allowed_algorithms": ["cohort-statistics"]},
+                       "task_result_filters": [{"path": "imaging_workbench.federation.flare.WorkbenchPrivacyFilter",
+                                                "args": {"min_count": 25, "noise": 0.02, "max_bins": 16}}]}],
+           "default_scope": "workbench"}
+    (local / "privacy.json").write_text(json.dumps(old))
+    ensure_embedded_kits(kits)
+    policy = load_site_policy(local)
+    assert policy.allowed_algorithms == ["cohort-statistics"]
+    assert (policy.for_dataset("x").min_count, policy.for_dataset("x").max_bins) == (25, 16)
+    assert "flare.WorkbenchPrivacyFilter" not in (local / "privacy.json").read_text()
 
 
 def test_provision_for_real_hosts(settings, tmp_path):

@@ -24,7 +24,6 @@ def test_defaults_put_everything_on_loopback_under_the_state_dir(settings):
 
 @pytest.mark.parametrize("section, key, problem", [
     ({"min_count": 0}, "min_count", "must be a positive integer, not 0"),
-    ({"noise": 2}, "noise", "must be a fraction"),
     ({"host": "localhost"}, "host", "must be an IP address such as 127.0.0.1, not 'localhost'"),
     ({"sites": ["Site 1"]}, "sites[0]", "must be a site name"),
     ({"sites": ["site-1", "site-1"]}, "sites", "must be a non-empty list of distinct site names"),
@@ -53,9 +52,9 @@ def test_shipped_federation_example_gives_the_defaults(settings):
 
 def test_given_values_override_the_defaults(settings):
     federation = federation_settings(validate_settings({**settings, "federation": {
-        "workdir": "/srv/fl", "sites": ["hospital-a"], "noise": 0, "service_port": 9000}}))
+        "workdir": "/srv/fl", "sites": ["hospital-a"], "max_bins": 32, "service_port": 9000}}))
     assert federation.workdir == Path("/srv/fl") and federation.sites == ("hospital-a",)
-    assert federation.noise == 0.0 and isinstance(federation.noise, float) and federation.service_port == 9000
+    assert federation.max_bins == 32 and federation.service_port == 9000
 
 
 def test_every_algorithm_has_a_schema_and_says_what_leaves_the_site():

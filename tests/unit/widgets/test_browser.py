@@ -112,12 +112,12 @@ def test_a_dataset_without_images_says_so(tmp_path):
 
 
 def test_real_demo_dataset_through_the_private_index(tmp_path):
-    from imaging_workbench.dicom.demo import DEMO_DATASETS, ensure_demo_data
+    from imaging_workbench.dicom.demo import DEMO_DATASETS, SIZES, ensure_demo_data
 
     ensure_demo_data(tmp_path / "data", "small", datasets=[DEMO_DATASETS[0]])
     b = CaseBrowser(root=tmp_path / "data", index_path=tmp_path / "cache" / "index.sqlite")
     assert (tmp_path / "cache" / "index.sqlite").exists()
-    assert set(b.rows.cancer_type) == {"lung"} and len(b.rows) == 12
+    assert set(b.rows.cancer_type) == {"lung"} and len(b.rows) == SIZES["small"][0]
     assert b.rows.has_segmentation.all()
     viewer = b.open_series(*b.table.options[0][1])
     assert viewer is not None and viewer.error == "" and viewer.segments

@@ -15,7 +15,7 @@ from .models import Base
 
 # Modules whose tables live in the catalog database; importing one adds its tables to Base.
 MODEL_MODULES = ("imaging_workbench.catalog.models", "imaging_workbench.dicom.index_models",
-                 "imaging_workbench.federation.hub.job_store")
+                 "imaging_workbench.federation.hub.job_store", "imaging_workbench.federation.hub.site_reports")
 
 
 def catalog_metadata() -> MetaData:

@@ -110,8 +110,8 @@ def _series_list(ctx, args):
 def register(subparsers) -> None:
     p = subparsers.add_parser("demo-data", help="write the synthetic demo cohorts (three sites)")
     p.add_argument("--size", choices=["small", "demo", "full"], default="small",
-                   help="small: 12 patients/dataset at 64x64x32 (seconds); demo: 128x128x48 (~2 min); "
-                        "full: 512x512x300 CT (tens of GB, long)")
+                   help="small: 100 patients/dataset at 64x64x32 (under a minute); demo: 100 at 128x128x48 "
+                        "(under 2 minutes); full: 12 at 512x512x300 CT (tens of GB, long)")
     p.add_argument("--out", help="folder for the datasets (default: <state_dir>/demo-data)")
     p.add_argument("--register", action="store_true", help="add them to the catalog and index them")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

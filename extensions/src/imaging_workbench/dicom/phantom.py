@@ -15,6 +15,7 @@ LABELS = {1: "Lung", 2: "Liver", 3: "Kidney", 4: "Spleen", 5: "Brain", 6: "Heart
 TUMOUR_BASE = 10
 KEY_ORGANS = {"chest": (1,), "abdomen": (2, 3, 4), "head": (5,)}
 TUMOUR_ORGAN = {"lung": 1, "liver": 2, "kidney": 3, "brain": 5}
+TUMOUR_ML = (1.0, 40.0)  # tumour volumes are drawn log-uniform between these (before the lobes)
 
 
 @dataclass
@@ -64,11 +65,14 @@ def make_anatomy(region: str, tumour_organ: str, rng: np.random.Generator, n_tum
         raise ValueError(f"a {tumour_organ} tumour cannot sit in a {region} phantom")
     for _ in range(n_tumours):
         _, (cx, cy, cz), (a, b, c), host_hu = hosts[rng.integers(len(hosts))]
-        r = float(rng.uniform(9, 24)) * (0.7 if region == "chest" else 1.0)
+        volume_ml = float(np.exp(rng.uniform(*np.log(TUMOUR_ML))))  # log-uniform: as many small as large
+        r = (3 * volume_ml * 1000 / (4 * np.pi)) ** (1 / 3)  # mm
         u = rng.uniform(-0.45, 0.45, 3)
         centre = (cx + u[0] * a, cy + u[1] * b, cz + u[2] * min(c, 40))
-        radii = (r * rng.uniform(0.8, 1.2), r * rng.uniform(0.8, 1.2), r * rng.uniform(0.8, 1.2))
+        shape = rng.uniform(0.8, 1.2, 3)
+        radii = tuple(float(r * f) for f in shape / np.cbrt(shape.prod()))  # same volume, not a sphere
         hu = {"lung": 35, "liver": host_hu - 45, "kidney": 40, "brain": 300}[tumour_organ]
+        hu += float(rng.normal(0, 12 if tumour_organ != "brain" else 40))  # density varies between tumours
         anat.tumours.append(Tumour(centre, radii, tuple(rng.uniform(0, 2 * np.pi, 2)), hu))
     if region == "chest":  # pulmonary vessels: (x, y, dx/dz, dy/dz, radius)
         n = 60

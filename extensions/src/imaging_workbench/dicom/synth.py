@@ -3,15 +3,27 @@
 `generate_ct_series` / `generate_mr_series` write one series of single-frame images, named by
 SOP Instance UID (so listing order is not slice order), in the transfer syntax asked for, and a
 highdicom SEG with a segment per key organ and per tumour. `generate_cohort` draws varied
-patients (age, sex, dates, scanners, slice thickness, contrast) and writes one study each.
+patients (age, sex, dates, scanners, slice thickness, contrast, tumour size) and writes one study
+each, on a process pool. Everything follows from the seed: the same seed writes identical files
+(UIDs, SEG included), whatever the number of workers.
 """
 
+import bisect
 import datetime as dt
+import os
+import shutil
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import (CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless,
                          JPEGLSLossless, MRImageStorage, RLELossless, generate_uid)
 
@@ -25,6 +37,15 @@ CT_SCANNERS = [("SIEMENS", "SOMATOM Definition AS"), ("GE MEDICAL SYSTEMS", "Rev
 MR_SCANNERS = [("SIEMENS", "MAGNETOM Skyra"), ("GE MEDICAL SYSTEMS", "SIGNA Premier"), ("Philips", "Ingenia")]
 SURNAMES = ["Moreau", "Okafor", "Lindqvist", "Tanaka", "Novak", "Silva", "Kowalski", "Haddad", "Murphy",
             "Rossi", "Nguyen", "Schmidt", "Jensen", "Costa", "Ivanova", "Patel"]
+# a cohort's ages: equal shares of these [low, high] bands (10-year bands hold n/5 patients each)
+AGE_BANDS = [(40, 49), (50, 59), (60, 69), (70, 79), (80, 87)]
+FRESH_UID_ROOTS = (UID_PREFIX, "1.2.826.0.1.3680043.10.511.")  # ours and highdicom's: the UIDs a SEG draws
+SEG_TIME = "101500"  # the SEG's content time: the study's date, a fixed time, so files are reproducible
+
+
+def _uid(*parts) -> str:
+    """A UID under the workbench root that depends only on `parts` (reproducible files)."""
+    return generate_uid(UID_PREFIX, entropy_srcs=[str(p) for p in parts])
 
 
 @dataclass
@@ -44,10 +65,13 @@ class Patient:
         return (self.study_date - dt.timedelta(days=int(self.age * 365.25 + 100))).strftime("%Y%m%d")
 
 
-def random_patient(rng: np.random.Generator, patient_id: str, modality: str = "CT") -> Patient:
+def random_patient(rng: np.random.Generator, patient_id: str, modality: str = "CT", sex: str | None = None,
+                   age: int | None = None) -> Patient:
+    """A patient drawn from `rng`; `sex` and `age` fix those two (a cohort balances them)."""
     scanners = CT_SCANNERS if modality == "CT" else MR_SCANNERS
+    drawn_sex, drawn_age = str(rng.choice(["M", "F"])), int(rng.integers(40, 88))
     return Patient(patient_id=patient_id, name=f"{SURNAMES[rng.integers(len(SURNAMES))]}^{patient_id}",
-                   sex=str(rng.choice(["M", "F"])), age=int(rng.integers(34, 86)),
+                   sex=sex or drawn_sex, age=drawn_age if age is None else int(age),
                    study_date=dt.date(2015, 1, 1) + dt.timedelta(days=int(rng.integers(0, 3500))),
                    manufacturer=scanners[rng.integers(len(scanners))],
                    study_uid=generate_uid(UID_PREFIX, entropy_srcs=[patient_id, str(rng.random())]))
@@ -80,7 +104,7 @@ def _common(p: Patient, modality: str, series_uid: str, frame_uid: str, descript
     ds.SOPClassUID = CTImageStorage if modality == "CT" else MRImageStorage
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = ds.AcquisitionDate = date
     ds.StudyTime = ds.SeriesTime = ds.ContentTime = ds.AcquisitionTime = "093000"
-    ds.AccessionNumber = f"A{abs(hash(p.study_uid)) % 10**8:08d}"
+    ds.AccessionNumber = f"A{zlib.crc32(p.study_uid.encode()) % 10**8:08d}"
     ds.Modality = modality
     ds.Manufacturer, ds.ManufacturerModelName = p.manufacturer
     ds.InstitutionName = "Workbench Synthetic Hospital"
@@ -133,11 +157,56 @@ def _slice_spacing(modality: str, nz: int) -> float:
     return max([c for c in choices if c <= reach / nz] or [choices[0]])
 
 
+class _SliceWriter:
+    """Writes a series' slices byte for byte as pydicom's `save_as` would, but encodes the elements
+    that all slices share only once.
+
+    The first slice goes through `save_as`; its shared elements are encoded in runs between the
+    per-slice ones (SOP Instance UID, Instance Number, Image Position, Slice Location, Pixel Data),
+    so each later slice encodes only those and its file meta (pydicom's encoding is most of the
+    time a small series takes).
+    """
+
+    PER_SLICE = (0x00080018, 0x00200013, 0x00200032, 0x00201041, 0x7FE00010)
+
+    def __init__(self, syntax: str):
+        self.implicit = syntax == ImplicitVRLittleEndian
+        self.runs: list[bytes] | None = None
+
+    def _encode(self, elements) -> bytes:
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, self.implicit
+        sub = Dataset()
+        for elem in elements:
+            if elem.VR == "OB or OW":  # native 16-bit pixels: what pydicom's writer resolves it to
+                elem = DataElement(elem.tag, "OW", elem.value)
+            sub.add(elem)
+        write_dataset(fp, sub)
+        return fp.getvalue()
+
+    def write(self, ds: Dataset, path: Path) -> None:
+        if self.runs is None:
+            ds.save_as(path, implicit_vr=self.implicit, little_endian=True, enforce_file_format=True)
+            runs = [[] for _ in range(len(self.PER_SLICE) + 1)]
+            for elem in ds:
+                if elem.tag not in self.PER_SLICE:
+                    runs[bisect.bisect(self.PER_SLICE, elem.tag)].append(elem)
+            self.runs = [self._encode(run) for run in runs]
+            return
+        fp = DicomBytesIO()
+        fp.write(b"\0" * 128 + b"DICM")
+        write_file_meta_info(fp, ds.file_meta, enforce_standard=True)
+        parts = [self.runs[0]]
+        for tag, run in zip(self.PER_SLICE, self.runs[1:]):
+            parts += [self._encode([ds[tag]]), run]
+        path.write_bytes(fp.getvalue() + b"".join(parts))
+
+
 def _write_slice(template: Dataset, folder: Path, k: int, z: float, origin_xy, pixels: np.ndarray,
-                 syntax: str) -> tuple[Path, Dataset]:
+                 syntax: str, writer: _SliceWriter | None = None) -> tuple[Path, Dataset]:
     ds = Dataset()
     ds.update(template)
-    ds.SOPInstanceUID = generate_uid(UID_PREFIX)
+    ds.SOPInstanceUID = _uid("image", template.SeriesInstanceUID, k)
     ds.InstanceNumber = k + 1
     ds.ImagePositionPatient = [f"{origin_xy[0]:.4f}", f"{origin_xy[1]:.4f}", f"{z:.4f}"]
     ds.SliceLocation = f"{z:.4f}"
@@ -152,7 +221,10 @@ def _write_slice(template: Dataset, folder: Path, k: int, z: float, origin_xy, p
     else:
         ds.compress(syntax, pixels, generate_instance_uid=False)
     path = folder / f"{ds.SOPInstanceUID}.dcm"
-    ds.save_as(path, implicit_vr=syntax == ImplicitVRLittleEndian, little_endian=True, enforce_file_format=True)
+    if writer is None:
+        ds.save_as(path, implicit_vr=syntax == ImplicitVRLittleEndian, little_endian=True, enforce_file_format=True)
+    else:
+        writer.write(ds, path)
     return path, ds
 
 
@@ -168,7 +240,7 @@ def _generate(out_dir, modality: str, shape, spacing, region: str, tumour_organ:
     anat = phantom.make_anatomy(region, tumour_organ, rng, n_tumours)
     fov = (rng.uniform(330, 400) if modality == "CT" else rng.uniform(220, 250)) * anat.scale
     dz, pix = (spacing[0], spacing[1]) if spacing else (_slice_spacing(modality, nz), fov / nx)
-    series_uid, frame_uid = generate_uid(UID_PREFIX), generate_uid(UID_PREFIX)
+    series_uid, frame_uid = (_uid(kind, patient.study_uid, seed, modality) for kind in ("series", "frame"))
     description = f"{region.capitalize()} {'post-contrast' if anat.contrast else 'native'}"
     template = _common(patient, modality, series_uid, frame_uid, description, dz, pix, shape)
     signed = bool(rng.random() < 0.5)
@@ -180,6 +252,7 @@ def _generate(out_dir, modality: str, shape, spacing, region: str, tumour_organ:
     z0 = -(nz - 1) / 2 * dz + float(rng.uniform(-10, 10)) + 600  # table height offset, as scanners do
     labels = np.zeros(shape, np.uint8)
     files, headers = [], []
+    writer = _SliceWriter(syntax)
     steps = range(nz)
     if progress:
         from tqdm import tqdm
@@ -193,7 +266,7 @@ def _generate(out_dir, modality: str, shape, spacing, region: str, tumour_organ:
             img, lab = phantom.mr_slice(anat, z - 600, X, Y, rng)
             px = np.clip(np.rint(img), 0, 4095).astype(np.uint16)
         labels[k] = lab
-        path, ds = _write_slice(template, folder, k, z, (xs[0], ys[0]), px, syntax)
+        path, ds = _write_slice(template, folder, k, z, (xs[0], ys[0]), px, syntax, writer)
         del ds.PixelData
         files.append(path)
         headers.append(ds)
@@ -203,9 +276,45 @@ def _generate(out_dir, modality: str, shape, spacing, region: str, tumour_organ:
                           shape, (dz, pix, pix), tumour_volumes_ml=volumes, labels=labels if keep_labels else None)
     if seg:
         key = phantom.KEY_ORGANS[region]
-        result.seg_path = write_seg(headers, labels, key, len(anat.tumours), tumour_organ,
-                                    Path(out_dir) / patient.patient_id / patient.study_uid)
+        path = write_seg(headers, labels, key, len(anat.tumours), tumour_organ,
+                         Path(out_dir) / patient.patient_id / patient.study_uid)
+        result.seg_path = _pin_seg(path, series_uid, template.StudyDate)
     return result
+
+
+def _pin_seg(path: Path, series_uid: str, date: str) -> Path:
+    """Rewrite a fresh SEG so that it depends only on its series: the UIDs it drew (series, instance,
+    dimension organisation, tracking) derived from the series UID, its dates the study's. Only these
+    elements are parsed; the frames' functional groups are copied as read. Returns the new path."""
+    mapping: dict[str, str] = {}
+
+    def pin(owner, keyword):
+        if keyword in owner and str(owner[keyword].value).startswith(FRESH_UID_ROOTS):
+            old = str(owner[keyword].value)
+            setattr(owner, keyword, mapping.setdefault(old, _uid("seg", series_uid, len(mapping))))
+
+    ds = pydicom.dcmread(path)
+    for keyword in ("SeriesInstanceUID", "SOPInstanceUID"):
+        pin(ds, keyword)
+    pin(ds.file_meta, "MediaStorageSOPInstanceUID")
+    for sequence, keyword in (("DimensionOrganizationSequence", "DimensionOrganizationUID"),
+                              ("DimensionIndexSequence", "DimensionOrganizationUID"),
+                              ("SegmentSequence", "TrackingUID")):
+        for item in ds.get(sequence) or []:
+            pin(item, keyword)
+    for prefix in ("Series", "Content", "InstanceCreation", "Acquisition"):
+        if f"{prefix}Date" in ds:
+            setattr(ds, f"{prefix}Date", date)
+        if f"{prefix}Time" in ds:
+            setattr(ds, f"{prefix}Time", SEG_TIME)
+    for item in ds.get("ContributingEquipmentSequence") or []:
+        if "ContributionDateTime" in item:
+            item.ContributionDateTime = date + SEG_TIME
+    out = path.parent.parent / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(out, enforce_file_format=True)
+    shutil.rmtree(path.parent)
+    return out
 
 
 def generate_ct_series(out_dir, shape=(300, 512, 512), spacing=None, region: str = "abdomen",
@@ -238,32 +347,90 @@ def generate_mr_series(out_dir, shape=(24, 64, 64), spacing=None, transfer_synta
 COHORT_SYNTAXES = ["explicit", "rle", "explicit", "jpegls", "implicit", "j2k", "explicit", "rle"]
 
 
-def generate_cohort(out_dir, dataset_id: str, n_patients: int, modality: str = "CT", region: str = "abdomen",
-                    tumour_organ: str = "liver", shape=(32, 64, 64), seed: int = 0,
-                    progress: bool = False) -> list[SeriesResult]:
-    """Write `n_patients` patients (one study, one series and one SEG each) under out_dir.
+def _balanced(rng: np.random.Generator, n: int, options: list) -> list:
+    """`n` picks spread evenly over `options` (the remainder drawn), shuffled."""
+    picks = [options[i % len(options)] for i in range(n - n % len(options))]
+    picks += [options[j] for j in rng.choice(len(options), n % len(options), replace=False)]
+    return [picks[j] for j in rng.permutation(n)]
 
-    Patient IDs are `<DATASET>-0001`...; slice counts vary by up to +-12% around shape[0]; a
-    share of the series is compressed (see COHORT_SYNTAXES).
+
+def cohort_jobs(out_dir, dataset_id: str, n_patients: int, modality: str = "CT", region: str = "abdomen",
+                tumour_organ: str = "liver", shape=(32, 64, 64), seed: int = 0) -> list[dict]:
+    """The patients of a cohort, drawn up front: one keyword dict per series for `_cohort_series`.
+
+    Sex is balanced and ages fill AGE_BANDS evenly (so counts by sex and 10-year band are about
+    n/2 and n/5); slice counts vary by up to +-12% around shape[0]; one or two tumours each.
     """
     if n_patients < 1:
         raise ValueError(f"n_patients must be >= 1, got {n_patients}")
     rng = np.random.default_rng(seed)
     prefix = dataset_id.upper().replace("-", "")[:10]
-    results = []
-    patients = range(n_patients)
+    sexes = _balanced(rng, n_patients, ["F", "M"])
+    bands = _balanced(rng, n_patients, AGE_BANDS)
+    jobs = []
+    for i in range(n_patients):
+        lo, hi = bands[i]
+        p = random_patient(rng, f"{prefix}-{i + 1:04d}", modality, sex=sexes[i], age=int(rng.integers(lo, hi + 1)))
+        nz = max(4, int(round(shape[0] * rng.uniform(0.88, 1.12))))
+        jobs.append(dict(out_dir=str(out_dir), modality=modality, region=region, tumour_organ=tumour_organ,
+                         shape=(nz, shape[1], shape[2]), transfer_syntax=COHORT_SYNTAXES[i % len(COHORT_SYNTAXES)],
+                         seed=int(rng.integers(1 << 31)), patient=p, n_tumours=1 + int(rng.random() < 0.25)))
+    return jobs
+
+
+def _cohort_series(job: dict) -> SeriesResult:
+    job = dict(job)
+    modality, region, organ = job.pop("modality"), job.pop("region"), job.pop("tumour_organ")
+    if modality == "CT":
+        return generate_ct_series(region=region, tumour_organ=organ, **job)
+    return generate_mr_series(**job)
+
+
+def default_workers() -> int:
+    """Processes for cohort generation: the CPUs this process may use ($WORKBENCH_SYNTH_WORKERS overrides)."""
+    if os.environ.get("WORKBENCH_SYNTH_WORKERS"):
+        return max(1, int(os.environ["WORKBENCH_SYNTH_WORKERS"]))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def run_jobs(jobs: list[dict], workers: int | None = None, progress: bool = False,
+             desc: str = "patients") -> list[SeriesResult]:
+    """Write the series of `jobs` (from `cohort_jobs`) on `workers` processes; results in job order.
+
+    Each job carries its own seed, so the files do not depend on the number of workers or the order
+    in which they finish.
+    """
+    workers = min(workers or default_workers(), len(jobs))
+    bar = None
     if progress:
         from tqdm import tqdm
-        patients = tqdm(patients, desc=dataset_id, unit="patient")
-    for i in patients:
-        p = random_patient(rng, f"{prefix}-{i + 1:04d}", modality)
-        nz = max(4, int(round(shape[0] * rng.uniform(0.88, 1.12))))
-        syntax = COHORT_SYNTAXES[i % len(COHORT_SYNTAXES)]
-        n_tumours = 1 + int(rng.random() < 0.25)
-        kw = dict(shape=(nz, shape[1], shape[2]), transfer_syntax=syntax, seed=int(rng.integers(1 << 31)),
-                  patient=p, n_tumours=n_tumours)
-        if modality == "CT":
-            results.append(generate_ct_series(out_dir, region=region, tumour_organ=tumour_organ, **kw))
-        else:
-            results.append(generate_mr_series(out_dir, **kw))
-    return results
+        bar = tqdm(total=len(jobs), desc=desc, unit="patient")
+    try:
+        if workers <= 1:
+            results = []
+            for job in jobs:
+                results.append(_cohort_series(job))
+                bar and bar.update()
+            return results
+        results = [None] * len(jobs)
+        # spawn: no fork of a parent that may hold threads (tqdm's monitor, a hub, a kernel)
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_cohort_series, job): i for i, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar and bar.update()
+        return results
+    finally:
+        bar and bar.close()
+
+
+def generate_cohort(out_dir, dataset_id: str, n_patients: int, modality: str = "CT", region: str = "abdomen",
+                    tumour_organ: str = "liver", shape=(32, 64, 64), seed: int = 0,
+                    progress: bool = False, workers: int | None = None) -> list[SeriesResult]:
+    """Write `n_patients` patients (one study, one series and one SEG each) under out_dir.
+
+    Patient IDs are `<DATASET>-0001`...; see `cohort_jobs` for the variety drawn; a share of the
+    series is compressed (see COHORT_SYNTAXES). `workers`: processes (default: every usable CPU).
+    """
+    jobs = cohort_jobs(out_dir, dataset_id, n_patients, modality, region, tumour_organ, shape, seed)
+    return run_jobs(jobs, workers, progress, desc=dataset_id)

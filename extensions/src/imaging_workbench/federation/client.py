@@ -63,6 +63,14 @@ class Federation:
         """Datasets you hold grants for that live at a federation site."""
         return self._request("GET", "api/datasets")
 
+    def budget(self):
+        """Your privacy budget (epsilon) per dataset and site, as the sites last reported it: spent,
+        remaining, the dataset's remaining total across researchers, the most one job may spend."""
+        import pandas as pd
+
+        columns = ["dataset_id", "site", "spent", "remaining", "dataset_remaining", "epsilon_per_job", "reported_at"]
+        return pd.DataFrame(self._request("GET", "api/budget"), columns=columns)
+
     def jobs(self) -> list["Job"]:
         return [Job(self, row) for row in self._request("GET", "api/jobs")]
 

@@ -1,4 +1,4 @@
-"""CLI: `workbench federation up|down|status|provision|jobs`."""
+"""CLI: `workbench federation up|down|status|provision|jobs` and `workbench budget [USER]`."""
 
 from pathlib import Path
 
@@ -30,7 +30,7 @@ def _down(ctx, args):
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-STATUS_COLUMNS = ["participant", "running", "connected", "pid", "allow_list", "allow_list_matches"]
+STATUS_COLUMNS = ["participant", "running", "connected", "pid", "allow_list", "allow_list_matches", "policy"]
 
 
 def _print_status(rows, as_json):
@@ -42,7 +42,8 @@ def _status(ctx, args):
 
     rows = status(federation_settings(ctx.settings))
     _print_status(rows, args.json)
-    return 0 if all(r["connected"] and r["allow_list_matches"] for r in rows.values()) else 3
+    return 0 if all(r["connected"] and r["allow_list_matches"] and r["policy"] in ("", "ok")
+                    for r in rows.values()) else 3
 
 
 def _provision(ctx, args):
@@ -64,7 +65,27 @@ def _jobs(ctx, args):
                args.json)
 
 
+def _budget(ctx, args):
+    from .hub.site_reports import budgets
+
+    with ctx.session() as s:
+        rows = [r.as_dict() for r in budgets(s, args.user)]
+    if not rows and not args.json:
+        who = args.user or "anyone"
+        print(f"no site has reported a budget for {who} yet (sites report with each job's result)")
+        return 0
+    print_rows(rows, ["researcher", "dataset_id", "site", "spent", "remaining", "dataset_remaining",
+                      "epsilon_per_job", "reported_at"], args.json)
+    return 0
+
+
 def register(subparsers) -> None:
+    p = subparsers.add_parser("budget", help="researchers' privacy budgets (epsilon) per dataset and site, as the "
+                                              "sites last reported them (each site's own ledger decides)")
+    p.add_argument("user", nargs="?", help="one researcher (default: everyone)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_budget)
+
     fed = subparsers.add_parser("federation", help="the NVIDIA FLARE federation: start, stop, provision, jobs")
     sub = fed.add_subparsers(dest="federation_command", required=True, metavar="ACTION")
     p = sub.add_parser("up", help="provision (once) and start the embedded server and sites on this machine")
@@ -73,8 +94,8 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_up)
     p = sub.add_parser("down", help="stop the embedded server and sites")
     p.set_defaults(handler=_down)
-    p = sub.add_parser("status", help="which participants run, are connected and hold the workbench's class "
-                                           "allow-list (exit 3 if any does not)")
+    p = sub.add_parser("status", help="which participants run, are connected, hold the workbench's class "
+                                           "allow-list and a usable policy file (exit 3 if any does not)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_status)
     p = sub.add_parser("provision", help="startup kits for real hosts from an NVFlare project file")

@@ -190,9 +190,9 @@ def down(settings: FederationSettings) -> list[str]:
 
 
 def status(settings: FederationSettings, connected: list | None = None) -> dict:
-    """{participant: {pid, running, connected, allow_list, allow_list_matches}} for the server and
-    each site: `allow_list` is the size of its class allow-list, `allow_list_matches` whether it is
-    exactly the workbench's."""
+    """{participant: {pid, running, connected, allow_list, allow_list_matches, policy}} for the server
+    and each site: `allow_list` is the size of its class allow-list, `allow_list_matches` whether it
+    is exactly the workbench's, `policy` 'ok' or what is wrong with the site's policy file."""
     from .hub.flare_session import FlareAdmin
 
     if connected is None and pid_of(settings, "server"):
@@ -206,5 +206,17 @@ def status(settings: FederationSettings, connected: list | None = None) -> dict:
         pid = pid_of(settings, name)
         rows[name] = {"pid": pid, "running": bool(pid),
                       "connected": bool(pid) and (name == "server" or name in connected),
-                      **allow_list_status(settings.kit(name) / "local", "server" if name == "server" else "client")}
+                      **allow_list_status(settings.kit(name) / "local", "server" if name == "server" else "client"),
+                      "policy": "" if name == "server" else policy_status(settings.kit(name) / "local")}
     return rows
+
+
+def policy_status(local_dir: Path) -> str:
+    """'ok', or the site policy file's problem with its line (the site refuses every job until fixed)."""
+    from .site.policy_file import load_site_policy
+
+    try:
+        load_site_policy(local_dir)
+    except WorkbenchError as e:
+        return e.message
+    return "ok"

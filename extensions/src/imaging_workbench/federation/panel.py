@@ -1,5 +1,6 @@
 """FederatedJobPanel: pick datasets and an approved algorithm, fill a form generated from its
-parameter schema, submit, watch each site's progress, then see the result table and plot.
+parameter schema, see what the job costs against your remaining privacy budget, submit, watch
+each site's progress, then see the result table and plot.
 
     from imaging_workbench.federation.panel import FederatedJobPanel
     FederatedJobPanel()            # uses Federation() from the environment
@@ -14,7 +15,7 @@ from .client import FINAL, Federation, FederationError
 
 
 def param_widget(name: str, spec: dict) -> w.Widget:
-    """One form field for a parameter schema entry (see registry.py)."""
+    """One form field for a parameter schema entry (an algorithm's `params`)."""
     default = spec.get("default")
     style = {"description_width": "initial"}
     if "enum" in spec:
@@ -56,16 +57,19 @@ class FederatedJobPanel(w.VBox):
         self.about = w.HTML()
         self.form = w.VBox()
         self.fields: dict[str, w.Widget] = {}
+        self.cost = w.HTML()
+        self.budget = self._budget_rows()
         self.submit_button = w.Button(description="Submit", button_style="primary", icon="play")
         self.message = w.HTML()
         self.progress = w.VBox()
         self.output = w.Output()
         self.job = None
         self.algorithm.observe(lambda _: self._build_form(), names="value")
+        self.datasets.observe(lambda _: self._show_cost(), names="value")
         self.submit_button.on_click(lambda _: self.submit())
         self._build_form()
         super().__init__([w.HBox([self.datasets, w.VBox([self.algorithm, self.about])]), self.form,
-                          self.submit_button, self.message, self.progress, self.output])
+                          self.cost, self.submit_button, self.message, self.progress, self.output])
 
     def _build_form(self):
         algorithm = self.algorithms[self.algorithm.value]
@@ -75,6 +79,35 @@ class FederatedJobPanel(w.VBox):
         for name, widget in self.fields.items():
             widget.tooltip = algorithm["params"][name].get("description", "")
         self.form.children = list(self.fields.values())
+        if "epsilon" in self.fields:
+            self.fields["epsilon"].observe(lambda _: self._show_cost(), names="value")
+        self._show_cost()
+
+    def _budget_rows(self) -> list[dict]:
+        try:
+            return self.fed.budget().to_dict("records")
+        except FederationError:
+            return []  # the cost line then says no site has reported yet
+
+    def _show_cost(self):
+        """The job's epsilon against what each chosen dataset has left at its site (as last reported)."""
+        if "epsilon" not in self.fields:
+            self.cost.value = ""
+            return
+        epsilon = self.fields["epsilon"].value
+        left = {r["dataset_id"]: r for r in self.budget}
+        parts = []
+        for dataset in self.datasets.value:
+            row = left.get(dataset)
+            if row is None:
+                parts.append(f"{dataset}: not reported yet")
+                continue
+            remaining = min(row["remaining"], row["dataset_remaining"])
+            style = " style='color:#b00'" if epsilon > remaining or epsilon > row["epsilon_per_job"] else ""
+            parts.append(f"<span{style}>{dataset} at {row['site']}: {remaining:g} left "
+                         f"(at most {row['epsilon_per_job']:g} per job)</span>")
+        self.cost.value = (f"<small><b>Privacy cost:</b> &epsilon; = {epsilon:g} at each site, for each dataset"
+                           + (f". Remaining: {'; '.join(parts)}" if parts else "") + "</small>")
 
     def params(self) -> dict:
         specs = self.algorithms[self.algorithm.value]["params"]
@@ -107,6 +140,8 @@ class FederatedJobPanel(w.VBox):
         self.message.value = f"job <code>{self.job.id}</code>: <b>{self.job.state}</b> {self.job.row.get('error', '')}"
         if self.job.state not in FINAL:
             return False
+        self.budget = self._budget_rows()
+        self._show_cost()
         self._show_result()
         return True
 

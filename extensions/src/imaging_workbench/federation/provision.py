@@ -9,6 +9,7 @@ host, loopback by default); `provision_project` makes kits for real hosts from a
 import json
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -16,7 +17,9 @@ import yaml
 from ..errors import WorkbenchError
 from ..private_state import ensure_private_tree, private_umask
 from .protocol.allowlist import ALGORITHM_GATE, ALLOW_LIST_KEY, APP_VALIDATOR, PRIVACY_FILTER, allowed_classes
+from .protocol.policy import DatasetPolicy
 from .settings import FederationSettings
+from .site.policy_file import POLICY_FILE, write_policy_if_missing
 
 PRIVACY_SCOPE = "workbench"
 # Job logs stay at their site: a site's error log can hold data, and streaming it injects a stock
@@ -45,20 +48,34 @@ AUTHORIZATION = {
 }
 
 
-def site_policy(settings: FederationSettings, algorithms=None) -> dict:
-    """A site's privacy.json: the one file a site admin edits (see federation/README.md)."""
-    from .algorithms import ALGORITHMS
-
+def flare_scope() -> dict:
+    """A site's privacy.json: FLARE's scope wiring of the site's two filters (not edited by hand;
+    what runs and what leaves is in the site's policy file, `site/policy_file.py`)."""
     return {
         "scopes": [{
             "name": PRIVACY_SCOPE,
-            "properties": {"allowed_algorithms": sorted(algorithms or ALGORITHMS)},
+            "properties": {},
             "task_data_filters": [{"path": ALGORITHM_GATE, "args": {}}],
-            "task_result_filters": [{"path": PRIVACY_FILTER,
-                                     "args": settings.privacy()}],
+            "task_result_filters": [{"path": PRIVACY_FILTER, "args": {}}],
         }],
         "default_scope": PRIVACY_SCOPE,
     }
+
+
+def _policy_defaults(settings: FederationSettings, local: Path) -> tuple[DatasetPolicy, list]:
+    """The defaults of a new site policy: the deployment's minimum count and bin cap, or what an
+    older release's privacy.json at this site held (its admin may have raised them)."""
+    from .algorithms import ALGORITHMS
+
+    defaults, allowed = DatasetPolicy(min_count=settings.min_count, max_bins=settings.max_bins), sorted(ALGORITHMS)
+    old = _load(local / "privacy.json") if (local / "privacy.json").is_file() else {}
+    for scope in old.get("scopes", []):
+        allowed = [a for a in scope.get("properties", {}).get("allowed_algorithms", allowed) if a in ALGORITHMS]
+        for f in scope.get("task_result_filters", []):
+            args = f.get("args") or {}
+            defaults = replace(defaults, min_count=max(defaults.min_count, int(args.get("min_count", 0))),
+                               max_bins=min(defaults.max_bins, int(args.get("max_bins", defaults.max_bins))))
+    return defaults, allowed
 
 
 def embedded_project(settings: FederationSettings) -> dict:
@@ -110,7 +127,7 @@ def _write_json(path: Path, data: dict) -> None:
 def apply_workbench_files(kit: Path, kind: str, settings: FederationSettings, storage: Path | None = None) -> None:
     """Add the workbench's local files to one participant's kit (`kind`: server or client).
 
-    The privacy policy is written only when missing, so a site admin's edits survive. The class
+    The site's policy file is written only when missing, so a site admin's edits survive. The class
     allow-list is replaced by the workbench's own every time (an older kit held NVFlare's default
     list of ninety stock classes), and the app validator refuses a job naming anything else.
     """
@@ -134,8 +151,10 @@ def apply_workbench_files(kit: Path, kind: str, settings: FederationSettings, st
             resources["snapshot_persistor"]["args"]["storage"]["args"]["root_dir"] = str(storage / "snapshots")
     _write_json(local / "resources.json", resources)
     _write_json(local / "authorization.json", AUTHORIZATION)
-    if kind == "client" and not (local / "privacy.json").exists():
-        _write_json(local / "privacy.json", site_policy(settings))
+    if kind == "client":
+        if not (local / POLICY_FILE).exists():
+            write_policy_if_missing(local, *_policy_defaults(settings, local))
+        _write_json(local / "privacy.json", flare_scope())
 
 
 def _loopback_server(kit: Path, host: str) -> None:

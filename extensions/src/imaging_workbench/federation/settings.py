@@ -22,7 +22,6 @@ class FederationSettings:
     service_port: int = 8104
     sites: tuple = ("site-1", "site-2", "site-3")
     min_count: int = 10
-    noise: float = 0.02
     max_bins: int = 64
     job_timeout: int = 900
     task_timeout: int = 300
@@ -49,10 +48,6 @@ class FederationSettings:
     def service_url(self) -> str:
         return f"http://{self.host}:{self.service_port}"
 
-    def privacy(self) -> dict:
-        return {"min_count": self.min_count, "noise": self.noise, "max_bins": self.max_bins}
-
-
 PORTS = ("fl_port", "admin_port", "service_port")
 
 
@@ -69,8 +64,6 @@ def federation_settings(settings: dict) -> FederationSettings:
         values["service_port"] = hub_service_port  # hub: already names the service's port
     if "sites" in values:
         values["sites"] = tuple(values["sites"])
-    if "noise" in values:
-        values["noise"] = float(values["noise"])
     return FederationSettings(**values)
 
 

@@ -1,82 +1,128 @@
 """Cohort statistics: counts by modality, body part, sex and age band; HU inside tumours;
-tumour volumes. Sites release counts, histograms and sums; the server adds them up."""
+tumour volumes. Each patient's part in every figure is bounded, so the site's disclosure step
+can release them under differential privacy; the server adds the released figures up."""
 
 import math
 
 import numpy as np
 
-from ..protocol.privacy import quantiles_from_histogram, rebin
 from .base import Algorithm, epsilon_param
 
 ROUNDS = 1
+# Categories are fixed here, not read from the data: a category that appeared only because one
+# patient has it would show that patient even when its count is suppressed.
+MODALITIES = ("CT", "MR", "other")
+BODY_PARTS = ("HEAD", "CHEST", "ABDOMEN", "other")
+SEXES = ("F", "M", "other")
+AGE_FROM, AGE_TO = 40, 80  # bands of the job's width between these; younger and older are pooled
+# The most categories one patient counts in (modalities and body parts beyond are dropped, first
+# ones in sorted order kept): the disclosure step's noise scales with their sum.
+COUNT_BOUNDS = {"patients": 1, "modality": 2, "body_part": 2, "sex": 1, "age_band": 1}
+# Share of the epsilon per release: counts carry five variables, the histograms one each.
+SHARES = {"counts": 2.0, "histograms": 1.0}
+
+
+def age_bands(width: int) -> list[str]:
+    """All age bands a job of this band width can publish, in order."""
+    starts = range(AGE_FROM, AGE_TO, width)
+    last = starts[-1] + width
+    return [f"<{AGE_FROM}"] + [f"{lo}-{lo + width - 1}" for lo in starts] + [f"{last}+", "unknown"]
 
 
 def age_band(age: float | None, width: int) -> str:
     if age is None:
         return "unknown"
-    lo = int(age // width) * width
-    return f"{lo}-{lo + width - 1}"
+    bands = age_bands(width)
+    if age < AGE_FROM:
+        return bands[0]
+    return bands[min(int((age - AGE_FROM) // width) + 1, len(bands) - 2)]
+
+
+def _category(value: str, categories: tuple) -> str:
+    return value if value in categories else "other"
+
+
+def _counts(patients, width: int) -> dict:
+    counts = {"patients": {"all": 0}, "modality": dict.fromkeys(MODALITIES, 0),
+              "body_part": dict.fromkeys(BODY_PARTS, 0), "sex": dict.fromkeys(SEXES, 0),
+              "age_band": dict.fromkeys(age_bands(width), 0)}
+    for p in patients:
+        counts["patients"]["all"] += 1
+        for variable, values, categories in (("modality", p.modalities, MODALITIES),
+                                             ("body_part", p.body_parts, BODY_PARTS)):
+            for value in sorted({_category(v, categories) for v in values})[:COUNT_BOUNDS[variable]]:
+                counts[variable][value] += 1
+        counts["sex"][_category(p.sex, SEXES)] += 1
+        counts["age_band"][age_band(p.age, width)] += 1
+    return counts
+
+
+def _first_case_per_patient(cases):
+    """A patient's later series image the same tumours again: only the first one counts."""
+    seen = set()
+    for case in cases:
+        if case.patient_id not in seen:
+            seen.add(case.patient_id)
+            yield case
 
 
 def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
-    """Everything this site holds for the job's datasets, before the privacy filter."""
-    counts = {"patients": {"all": 0}, "modality": {}, "body_part": {}, "sex": {}, "age_band": {}}
-    patients = data.patients(dataset_ids)
-    for p in patients:
-        counts["patients"]["all"] += 1
-        for m in p.modalities:
-            counts["modality"][m or "unknown"] = counts["modality"].get(m or "unknown", 0) + 1
-        for b in p.body_parts:
-            counts["body_part"][b or "unknown"] = counts["body_part"].get(b or "unknown", 0) + 1
-        counts["sex"][p.sex or "unknown"] = counts["sex"].get(p.sex or "unknown", 0) + 1
-        band = age_band(p.age, params["age_band"])
-        counts["age_band"][band] = counts["age_band"].get(band, 0) + 1
-
+    """This site's figures for the job's datasets, each patient's part bounded, before release."""
     lo, hi = params["hu_range"]
     hu_edges = np.linspace(lo, hi, params["hu_bins"] + 1)
     vol_edges = np.asarray(params["volume_edges_ml"], dtype=float)
-    hu_counts = np.zeros(len(hu_edges) - 1)
-    vol_counts = np.zeros(len(vol_edges) - 1)
-    hu_sum = {"n": 0, "sum": 0.0, "sumsq": 0.0}
-    vol_sum = {"n": 0, "sum": 0.0, "sumsq": 0.0}
-    tumours = 0
-    for case in data.tumour_cases(dataset_ids):
-        for label in np.unique(case.labels):
-            if label == 0:
-                continue
-            mask = case.labels == label
-            values = case.hu[mask].astype(np.float64)
-            tumours += 1
-            hu_counts += np.histogram(values, bins=hu_edges)[0]
-            hu_sum["n"] += int(values.size)
-            hu_sum["sum"] += float(values.sum())
-            hu_sum["sumsq"] += float((values ** 2).sum())
-            volume = float(mask.sum()) * case.voxel_ml
-            vol_counts += np.histogram([volume], bins=vol_edges)[0]
-            vol_sum["n"] += 1
-            vol_sum["sum"] += volume
-            vol_sum["sumsq"] += volume ** 2
+    hu_counts, vol_counts = np.zeros(len(hu_edges) - 1), np.zeros(len(vol_edges) - 1)
+    for case in _first_case_per_patient(data.tumour_cases(dataset_ids)):
+        mask = case.labels > 0
+        if not mask.any():
+            continue
+        # Clamped into the range and normalised: each patient adds 1 to the histogram, however large the tumours.
+        values = np.clip(case.hu[mask].astype(np.float64), lo, hi)
+        hu_counts += np.histogram(values, bins=hu_edges)[0] / values.size
+        volume = np.clip(float(mask.sum()) * case.voxel_ml, vol_edges[0], vol_edges[-1])
+        vol_counts += np.histogram([volume], bins=vol_edges)[0]
+    histogram = {"tumour_hu": (hu_edges, hu_counts), "tumour_volume_ml": (vol_edges, vol_counts)}
     return {
-        "counts": counts,
-        "histograms": {
-            "tumour_hu": {"edges": hu_edges.tolist(), "counts": hu_counts.tolist(), "subjects": tumours},
-            "tumour_volume_ml": {"edges": vol_edges.tolist(), "counts": vol_counts.tolist(), "subjects": tumours},
-        },
-        "sums": {"tumour_hu": dict(hu_sum, subjects=tumours), "tumour_volume_ml": dict(vol_sum, subjects=tumours)},
+        "counts": _counts(data.patients(dataset_ids), params["age_band"]),
+        "count_bounds": dict(COUNT_BOUNDS),
+        "histograms": {name: {"edges": edges.tolist(), "counts": counts.tolist(), "per_patient": 1.0}
+                       for name, (edges, counts) in histogram.items()},
+        "shares": dict(SHARES),
     }
 
 
-def _mean_sd(s: dict) -> tuple:
-    n = s["n"]
-    if not n:
+def quantiles_from_histogram(edges: list, counts: list, qs: list) -> dict:
+    """Quantiles by linear interpolation inside the bin where the cumulative count crosses q."""
+    counts = np.asarray(counts, dtype=float)
+    total = counts.sum()
+    out = {}
+    if total <= 0:
+        return {str(q): None for q in qs}
+    cum = np.concatenate([[0.0], np.cumsum(counts)])
+    for q in qs:
+        target = q * total
+        i = int(np.searchsorted(cum, target, side="left"))
+        i = min(max(i, 1), len(counts))
+        lo, hi = cum[i - 1], cum[i]
+        frac = 0.0 if hi == lo else (target - lo) / (hi - lo)
+        out[str(q)] = float(edges[i - 1] + frac * (edges[i] - edges[i - 1]))
+    return out
+
+
+def mean_sd_from_histogram(edges: list, counts: list) -> tuple:
+    """Mean and sd of the bin midpoints weighted by the counts (None when nothing is counted)."""
+    counts = np.asarray(counts, dtype=float)
+    total = counts.sum()
+    if total <= 0:
         return None, None
-    mean = s["sum"] / n
-    var = max(s["sumsq"] / n - mean ** 2, 0.0) * (n / (n - 1) if n > 1 else 1.0)
-    return mean, math.sqrt(var)
+    mids = (np.asarray(edges[:-1], dtype=float) + np.asarray(edges[1:], dtype=float)) / 2
+    mean = float((mids * counts).sum() / total)
+    return mean, math.sqrt(float((counts * (mids - mean) ** 2).sum() / total))
 
 
 class Server:
-    """Adds up the sites' released figures; a figure any site withheld is marked, not guessed."""
+    """Adds up the sites' released figures; a figure a site withheld is marked, not guessed, and a
+    pooled figure below the minimum count is suppressed."""
 
     rounds = 1
 
@@ -93,6 +139,9 @@ class Server:
     def end_round(self, round_: int) -> dict:
         return {}
 
+    def _pooled(self, value):
+        return None if value is None or value < self.min_count else value
+
     def _counts(self) -> list[dict]:
         rows = {}
         for site, res in sorted(self.results.items()):
@@ -105,47 +154,54 @@ class Server:
                     else:
                         row["count"] += count
                         row["sites"] += 1
-        out = []
         for row in rows.values():
-            row["suppressed"] = bool(row["withheld_by"]) or row["count"] < self.min_count
-            if row["count"] < self.min_count:
-                row["count"] = None
-            out.append(row)
-        return sorted(out, key=lambda r: (r["variable"], r["value"]))
+            row["count"] = self._pooled(row["count"])
+            row["suppressed"] = bool(row["withheld_by"]) or row["count"] is None
+        return sorted(rows.values(), key=lambda r: (r["variable"], r["value"]))
 
-    def _histogram(self, name: str) -> dict | None:
-        hists = {s: r["histograms"][name] for s, r in self.results.items() if (r.get("histograms") or {}).get(name)}
-        withheld = sorted(s for s, r in self.results.items() if "histograms" in r and not r["histograms"].get(name))
+    def _histogram(self, name: str) -> dict:
+        hists = {s: r["histograms"][name] for s, r in sorted(self.results.items())
+                 if (r.get("histograms") or {}).get(name)}
         if not hists:
-            return {"edges": None, "counts": None, "subjects": 0, "suppressed": True, "withheld_by": withheld}
-        common = sorted(set.intersection(*(set(round(e, 9) for e in h["edges"]) for h in hists.values())))
-        counts = np.zeros(len(common) - 1)
-        for h in hists.values():
-            counts += rebin(h["edges"], h["counts"], common)
-        subjects = sum(h["subjects"] for h in hists.values())
-        return {"edges": common, "counts": counts.tolist(), "subjects": subjects,
-                "suppressed": bool(withheld) or subjects < self.min_count, "withheld_by": withheld}
+            return {"edges": None, "counts": None, "total": None, "suppressed": True, "withheld_by": []}
+        edges = next(iter(hists.values()))["edges"]
+        if any(h["edges"] != edges for h in hists.values()):
+            raise ValueError(f"the sites released {name} on different bin edges")
+        counts, withheld = [0.0] * (len(edges) - 1), [[] for _ in edges[1:]]
+        total, total_withheld = 0.0, []
+        for site, h in hists.items():
+            for i, c in enumerate(h["counts"]):
+                if c is None:
+                    withheld[i].append(site)
+                else:
+                    counts[i] += c
+            if h["total"] is None:
+                total_withheld.append(site)
+            else:
+                total += h["total"]
+        counts = [self._pooled(c) for c in counts]
+        sites = sorted({s for cell in withheld for s in cell} | set(total_withheld))
+        return {"edges": edges, "counts": counts, "total": self._pooled(total) if not total_withheld else None,
+                "suppressed": [c is None or bool(w) for c, w in zip(counts, withheld)], "withheld_by": sites}
 
-    def _summary(self, name: str) -> dict:
-        parts = {s: r["sums"][name] for s, r in self.results.items() if (r.get("sums") or {}).get(name)}
-        total = {"n": sum(p["n"] for p in parts.values()), "sum": sum(p["sum"] for p in parts.values()),
-                 "sumsq": sum(p["sumsq"] for p in parts.values())}
-        subjects = sum(p["subjects"] for p in parts.values())
-        mean, sd = _mean_sd(total)
-        withheld = sorted(s for s, r in self.results.items() if "sums" in r and not r["sums"].get(name))
-        return {"mean": mean, "sd": sd, "n": total["n"], "subjects": subjects,
-                "suppressed": bool(withheld) or subjects < self.min_count, "withheld_by": withheld}
+    def _summary(self, hist: dict) -> dict:
+        """Mean and sd from the bin midpoints of the released histogram (a suppressed cell counts 0)."""
+        if hist["counts"] is None:
+            return {"mean": None, "sd": None, "n": None, "suppressed": True, "withheld_by": hist["withheld_by"]}
+        mean, sd = mean_sd_from_histogram(hist["edges"], [c or 0.0 for c in hist["counts"]])
+        return {"mean": mean, "sd": sd, "n": hist["total"], "suppressed": any(hist["suppressed"]),
+                "withheld_by": hist["withheld_by"]}
 
     def final(self, out_dir) -> dict:
-        hu = self._histogram("tumour_hu")
-        quantiles = (quantiles_from_histogram(hu["edges"], hu["counts"], self.params["quantiles"])
+        hists = {name: self._histogram(name) for name in ("tumour_hu", "tumour_volume_ml")}
+        hu = hists["tumour_hu"]
+        quantiles = (quantiles_from_histogram(hu["edges"], [c or 0.0 for c in hu["counts"]], self.params["quantiles"])
                      if hu["counts"] else {str(q): None for q in self.params["quantiles"]})
         return {
             "counts": self._counts(),
-            "histograms": {"tumour_hu": hu, "tumour_volume_ml": self._histogram("tumour_volume_ml")},
+            "histograms": hists,
             "quantiles": {"tumour_hu": quantiles},
-            "summary": {"tumour_hu": self._summary("tumour_hu"),
-                        "tumour_volume_ml": self._summary("tumour_volume_ml")},
+            "summary": {name: self._summary(h) for name, h in hists.items()},
         }
 
 
@@ -155,27 +211,27 @@ def result_table(result: dict) -> list[dict]:
             for row in result.get("counts") or []]
 
 
-PRIVACY = ("the job's epsilon is split over its releases at each site: counts, the HU histogram, "
-           "the volume histogram")
+PRIVACY = ("the job's epsilon is split over the releases at each site: half to the counts (Laplace "
+           "noise on all categories at once), a quarter each to the HU and the volume histogram")
 
 ALGORITHM = Algorithm(
     id="cohort-statistics", version="1.0", title="Cohort statistics",
     description="Counts of patients by modality, body part, sex and age band; histogram and quantiles "
                 "of CT numbers (HU) inside segmented tumours; tumour volume distribution from the SEGs.",
-    leaves_site="Counts per category, histogram bin counts, sums for means; every count below the "
-                "site's minimum count is suppressed, counts carry the site's noise, bins are capped.",
+    leaves_site="Counts per fixed category and histogram bin counts (in patients), each with differentially "
+                "private Laplace noise; every noisy figure below the site's minimum count is suppressed.",
     params={
-        "hu_range": {"type": "array", "items": "number", "length": 2, "default": [-400, 400],
+        "hu_range": {"type": "array", "items": "number", "length": 2, "default": [-400, 200],
                      "description": "lowest and highest HU of the tumour histogram"},
-        "hu_bins": {"type": "integer", "minimum": 2, "maximum": 256, "default": 40,
-                    "description": "number of histogram bins (a site may merge bins down to its maximum)"},
+        "hu_bins": {"type": "integer", "minimum": 2, "maximum": 256, "default": 6,
+                    "description": "number of histogram bins (a site refuses bins narrower than its minimum)"},
         "quantiles": {"type": "array", "items": "number", "exclusive_minimum": 0, "exclusive_maximum": 1,
                       "default": [0.05, 0.25, 0.5, 0.75, 0.95],
                       "description": "HU quantiles to estimate from the pooled histogram"},
         "age_band": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10,
                      "description": "width of the age bands in years"},
         "volume_edges_ml": {"type": "array", "items": "number", "minimum": 0,
-                            "default": [0, 1, 2, 5, 10, 20, 50, 100, 500],
+                            "default": [0, 5, 10, 20, 50, 500],
                             "description": "bin edges of the tumour volume histogram in mL (increasing)"},
         "epsilon": epsilon_param(2.0),
     },

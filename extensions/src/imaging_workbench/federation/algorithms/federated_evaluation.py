@@ -1,10 +1,13 @@
 """Federated evaluation: a trained model's Dice and 95th-percentile Hausdorff distance (voxels)
-on each site's tumour cases, pooled as count, sum and sum of squares."""
+on each site's tumour cases, one case per patient; each site releases differentially private
+means, the server pools them weighted by their (noisy) numbers of patients."""
+
+import math
 
 import numpy as np
 
 from .base import Algorithm, epsilon_param
-from .federated_training import _sums, build_model, cases_and_model, dice, from_bytes, pooled, predictions
+from .federated_training import build_model, cases_and_model, dice, from_bytes, predictions
 
 
 def _surface(mask: np.ndarray) -> np.ndarray:
@@ -30,17 +33,21 @@ def hd95(pred: np.ndarray, label: np.ndarray) -> float | None:
 
 
 def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
-    margin = 8
+    """Per-patient Dice and HD95 (bounded by their ranges), before release."""
+    margin, size = 8, params["crop_size"]
     cases, model = cases_and_model(params, task, data, dataset_ids, state, margin)
+    # One case per patient (the first series): a patient then moves each mean by one value only.
+    first = {}
+    for case in cases:
+        first.setdefault(case["patient"], case)
     scores, distances = [], []
-    for pred, label in predictions(model, cases, params["crop_size"], margin):
+    for pred, label in predictions(model, list(first.values()), size, margin):
         scores.append(dice(pred, label))
         distance = hd95(pred, label)
         if distance is not None:
             distances.append(distance)
-    sums = {"dice": _sums(scores), "hd95_voxels": _sums(distances)}
-    sums["hd95_voxels"]["subjects"] = len(scores)  # the cases behind it, for the minimum count
-    return {"sums": sums}
+    return {"means": {"dice": {"values": scores, "range": [0.0, 1.0]},
+                      "hd95_voxels": {"values": distances, "range": [0.0, 2.0 * size]}}}
 
 
 class Server:
@@ -48,7 +55,7 @@ class Server:
 
     def __init__(self, params: dict, min_count: int):
         self.params, self.min_count = params, min_count
-        self.weights, self.parts = None, {}
+        self.weights, self.parts = None, {}  # parts: {metric: {site: released mean or None}}
 
     def load_model(self, data: bytes) -> None:
         build_model().load_state_dict(from_bytes(data))  # refuses anything but the approved architecture
@@ -60,22 +67,26 @@ class Server:
         return {"weights": self.weights, "train": False}
 
     def add(self, site: str, result: dict) -> None:
-        for name, s in (result.get("sums") or {}).items():
-            self.parts.setdefault(name, {})[site] = s
+        for name, m in (result.get("means") or {}).items():
+            self.parts.setdefault(name, {})[site] = m if m.get("mean") is not None else None
 
     def end_round(self, round_: int) -> dict:
         return {}
 
     def final(self, out_dir) -> dict:
-        metrics = {}
-        for name, by_site in self.parts.items():
-            released = [s for s in by_site.values() if s]
-            withheld = sorted(site for site, s in by_site.items() if not s)
-            m = pooled(released)
-            cases = sum(s["subjects"] for s in released)
-            metrics[name] = {**m, "cases": cases, "withheld_by": withheld,
-                             "suppressed": bool(withheld) or cases < self.min_count}
-        return {"metrics": metrics}
+        return {"metrics": {name: self._pooled(by_site) for name, by_site in self.parts.items()}}
+
+    def _pooled(self, by_site: dict) -> dict:
+        """The sites' means weighted by n; the sd from the pooled second moments."""
+        released = [m for m in by_site.values() if m]
+        withheld = sorted(site for site, m in by_site.items() if not m)
+        n = sum(m["n"] for m in released)
+        if n < max(self.min_count, 1):
+            return {"mean": None, "sd": None, "cases": None, "withheld_by": withheld, "suppressed": True}
+        mean = sum(m["n"] * m["mean"] for m in released) / n
+        second = sum(m["n"] * (m["sd"] ** 2 + m["mean"] ** 2) for m in released) / n
+        return {"mean": mean, "sd": math.sqrt(max(second - mean ** 2, 0.0)), "cases": n, "withheld_by": withheld,
+                "suppressed": bool(withheld)}
 
 
 def result_table(result: dict) -> list[dict]:
@@ -83,14 +94,15 @@ def result_table(result: dict) -> list[dict]:
     return [{"metric": name, **values} for name, values in (result.get("metrics") or {}).items()]
 
 
-PRIVACY = "the job's epsilon is split between the Dice and the HD95 means at each site"
+PRIVACY = ("the job's epsilon is split evenly between the Dice and the HD95 means at each site, each a "
+           "third to its count, its sum and its sum of squares")
 
 ALGORITHM = Algorithm(
     id="federated-evaluation", version="1.0", title="Federated model evaluation",
     description="Runs a model from a finished federated-training job at each site and aggregates "
                 "Dice and Hausdorff distance against the site's SEGs.",
-    leaves_site="Count, sum and sum of squares of Dice and 95th-percentile Hausdorff per site "
-                "(suppressed below the minimum count).",
+    leaves_site="Mean and sd of Dice and 95th-percentile Hausdorff per site from differentially private "
+                "counts and clamped sums (suppressed when the noisy count is below the minimum count).",
     params={
         "model_job": {"type": "string", "required": True,
                       "description": "id of a finished federated-training job whose model to evaluate"},

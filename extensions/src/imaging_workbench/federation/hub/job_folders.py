@@ -20,8 +20,12 @@ def job_name(algorithm_id: str, workbench_job_id: str) -> str:
 
 
 def write_job(folder: Path, algorithm: Algorithm, params: dict, site_datasets: dict[str, list[str]],
-              settings: FederationSettings, name: str, model_bytes: bytes | None = None) -> Path:
-    """Write a FLARE job folder under `folder`; returns its path."""
+              settings: FederationSettings, name: str, model_bytes: bytes | None = None, researcher: str = "",
+              job_id: str = "", conditions: dict | None = None) -> Path:
+    """Write a FLARE job folder under `folder`; returns its path.
+
+    `researcher` is whose budget the sites charge; `conditions` ({dataset: {min_count, weights}})
+    are the grants' conditions, which sites apply on top of their own policy."""
     job = Path(folder) / name
     config = job / APP / "config"
     config.mkdir(parents=True, exist_ok=True)
@@ -41,7 +45,8 @@ def write_job(folder: Path, algorithm: Algorithm, params: dict, site_datasets: d
             "path": algorithm.controller,
             "args": {"algorithm": algorithm.id, "version": algorithm.version, "params": params,
                      "site_datasets": {s: list(site_datasets[s]) for s in sites}, "min_count": settings.min_count,
-                     "task_timeout": settings.task_timeout, "model_file": "model.pt" if model_bytes else ""},
+                     "task_timeout": settings.task_timeout, "model_file": "model.pt" if model_bytes else "",
+                     "researcher": researcher, "job": job_id, "conditions": conditions or {}},
         }],
         "components": [],
     }

@@ -22,11 +22,14 @@ from ...catalog.grants import require_grants
 from ...clock import utcnow
 from ...errors import NotFound, WorkbenchError
 from ..algorithms import get_algorithm
+from ..protocol.disclosure import suppress_below
 from ..protocol.params import validate_params
+from ..protocol.policy import DatasetPolicy, request_problems, stricter
 from ..settings import FederationSettings
 from .flare_session import FlareAdmin, SharedSession, download_result, job_state, read_result
 from .job_folders import job_name, write_job
 from .job_store import FederatedJob
+from .site_reports import budgets, record_reports, reported_policies
 
 
 class Forbidden(WorkbenchError):
@@ -42,17 +45,27 @@ class BadRequest(WorkbenchError):
 
 
 def public_result(result: dict, min_count: int) -> dict:
-    """What a researcher may see: aggregates only, every count below `min_count` suppressed and marked."""
+    """What a researcher may see, re-checked at the hub with the sites' own rule
+    (`protocol.disclosure.suppress_below`) under the stricter of `min_count` and every site's
+    reported minimum: each pooled cell, mean and per-round figure below it is suppressed and marked."""
     out = json.loads(json.dumps(result))
+    floor = max([min_count] + [(s.get("policy") or {}).get("min_count", 0) for s in (out.get("sites") or {}).values()])
     for row in out.get("counts", []):
-        if row.get("count") is not None and row["count"] < min_count:
-            row["count"], row["suppressed"] = None, True
-    for name, hist in (out.get("histograms") or {}).items():
-        if hist and hist.get("counts") is not None and hist.get("subjects", 0) < min_count:
-            out["histograms"][name] = dict(hist, edges=None, counts=None, suppressed=True)
-    for name, summary in (out.get("summary") or {}).items():
-        if summary and summary.get("subjects", 0) < min_count:
-            out["summary"][name] = dict(summary, mean=None, sd=None, suppressed=True)
+        row["count"] = suppress_below(row.get("count"), floor)
+        row["suppressed"] = row.get("suppressed", False) or row["count"] is None
+    for hist in (out.get("histograms") or {}).values():
+        if hist and hist.get("counts") is not None:
+            hist["counts"] = [suppress_below(c, floor) for c in hist["counts"]]
+            hist["suppressed"] = [bool(was) or c is None for c, was in
+                                  zip(hist["counts"], hist.get("suppressed") or [False] * len(hist["counts"]))]
+            hist["total"] = suppress_below(hist.get("total"), floor)
+    for group, size in (("summary", "n"), ("metrics", "cases")):
+        for name, figure in (out.get(group) or {}).items():
+            if figure and suppress_below(figure.get(size), floor) is None:
+                out[group][name] = dict(figure, mean=None, sd=None, suppressed=True)
+    for row in out.get("rounds") or []:
+        if suppress_below(row.get("cases"), floor) is None:
+            row.update(dice=None, dice_sd=None, suppressed=True)
     return out
 
 
@@ -101,6 +114,25 @@ class JobManager:
                              errors={"model_job": f"job {model_job} has no finished model"})
         return path.read_bytes()
 
+    def _check_site_policies(self, session, algorithm, params: dict, site_datasets: dict) -> None:
+        """400 naming each field outside the policy a site last reported for a dataset (under the
+        hub's own minimum count); the site checks again, and alone decides where it never reported."""
+        errors = {}
+        for site, dataset_ids in sorted(site_datasets.items()):
+            for dataset_id, reported in sorted(reported_policies(session, site, dataset_ids).items()):
+                policy = stricter(DatasetPolicy.from_dict(reported), {"min_count": self.settings.min_count})
+                for name, problem in request_problems(algorithm.id, params, policy).items():
+                    errors.setdefault(name, f"{site} ({dataset_id}): {problem}")
+        if errors:
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))
+            raise BadRequest(f"the request is outside a site's policy: {detail}",
+                             "change the fields named; Federation().budget() shows each site's limits", errors=errors)
+
+    def budget(self, user: str) -> list[dict]:
+        """The user's privacy budget per dataset and site, as the sites last reported it."""
+        with self.ctx.session() as s:
+            return [row.as_dict() for row in budgets(s, user)]
+
     # -- submit ---------------------------------------------------------------------------
     def submit(self, user: str, algorithm_id, datasets, params: dict | None = None) -> FederatedJob:
         """Check everything, record the job, hand it to FLARE. Raises BadRequest/Forbidden first."""
@@ -116,6 +148,7 @@ class JobManager:
         job_id = uuid.uuid4().hex[:12]
         with self.ctx.session() as s:
             site_datasets = self._site_datasets(s, user, datasets)
+            self._check_site_policies(s, algorithm, full, site_datasets)
             model = self._model_bytes(s, user, full["model_job"]) if algorithm.id == "federated-evaluation" else None
             job = FederatedJob(id=job_id, user=user, algorithm=algorithm.id, version=algorithm.version, params=full,
                                datasets=list(dict.fromkeys(datasets)), site_datasets=site_datasets,
@@ -127,7 +160,7 @@ class JobManager:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = write_job(Path(tmp), algorithm, full, site_datasets, self.settings,
-                                   job_name(algorithm.id, job_id), model)
+                                   job_name(algorithm.id, job_id), model, researcher=user, job_id=job_id)
                 flare_id = self.flare.call(lambda sess: sess.submit_job(str(folder)))
         except Exception as e:  # noqa: BLE001 - the job must still reach a final state
             message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"
@@ -254,6 +287,8 @@ class JobManager:
         error = "; ".join(f"{site}: {why}" for site, why in sorted(failed.items()))
         if result.get("error"):
             error = f"{result['error']}; {error}" if error else result["error"]
+        with self.ctx.session() as s:
+            record_reports(s, result.get("sites") or {})
         # Keep only what the public result needs; files stay in the job's result folder.
         self._finish(job.id, status, error=error, result=result, result_dir=str(dest))
         for stray in dest.glob("*.tmp"):

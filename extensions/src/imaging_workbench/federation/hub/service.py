@@ -5,6 +5,7 @@ Routes (under the service prefix, /services/workbench-federation/ by default):
     GET  api/health                          no auth; is the service up
     GET  api/algorithms                      the approved algorithms and their parameter schemas
     GET  api/datasets                        the caller's granted datasets at federation sites
+    GET  api/budget                          the caller's privacy budget per dataset and site (as reported)
     GET  api/jobs                            the caller's jobs
     POST api/jobs                            {"algorithm", "datasets": [...], "params": {...}}
     GET  api/jobs/<id>                       status and per-site progress
@@ -162,6 +163,13 @@ class DatasetsHandler(BaseHandler):
             self.send(sorted(rows, key=lambda r: r["id"]))
 
 
+class BudgetHandler(BaseHandler):
+    async def get(self):
+        rows = await self.call(self.manager.budget, self.user)
+        if rows is not None:
+            self.send(rows)
+
+
 class JobsHandler(BaseHandler):
     async def get(self):
         jobs = await self.call(self.manager.list_jobs, self.user)
@@ -222,6 +230,7 @@ def create_application(manager: JobManager, hub_auth, prefix: str = f"/services/
     args = {"manager": manager, "follower": follower, "hub_auth": hub_auth}
     routes = [
         (r"api/health", HealthHandler), (r"api/algorithms", AlgorithmsHandler), (r"api/datasets", DatasetsHandler),
+        (r"api/budget", BudgetHandler),
         (r"api/jobs", JobsHandler), (r"api/jobs/([0-9a-f]+)", JobHandler),
         (r"api/jobs/([0-9a-f]+)/result", ResultHandler), (r"api/jobs/([0-9a-f]+)/files/([A-Za-z0-9_.-]+)", FileHandler),
         (r"api/jobs/([0-9a-f]+)/cancel", CancelHandler),

@@ -3,15 +3,18 @@
 A task (server → site) is a dict under `PAYLOAD` in a FLARE Shareable: `algorithm`, `version`,
 `params`, `site_datasets`, `round`, `rounds`, `researcher`, `job` (the workbench job id),
 `conditions` (the grant's conditions), plus what the algorithm's server adds (weights).
-A site result (site → server) holds only the sections in `RESULT_SECTIONS`; the site's
-disclosure filter drops anything else.
+A site result (site → server) holds only the sections in `RESULT_SECTIONS`, each released by
+`protocol.disclosure` (`privacy` is its accounting), plus `budget` (the researcher's remaining
+epsilon at the site) and `policy` (the policy it applied); or `refused` (why, which fields, the
+budget) or `error` (a fixed text and an error id). The site's result filter drops anything else.
 """
 
 TASK_NAME = "workbench"
 PAYLOAD = "workbench"
 RESULT_DIR = "workbench_result"
 RESULT_FILE = "result.json"
-RESULT_SECTIONS = ("counts", "histograms", "sums", "weights", "n_samples", "meta", "error")
+DATA_SECTIONS = ("counts", "histograms", "means", "weights", "n_samples", "dp_sgd")
+RESULT_SECTIONS = DATA_SECTIONS + ("suppressed", "privacy", "budget", "policy", "refused", "meta", "error")
 
 
 def site_error(error_id: str) -> str:

@@ -21,9 +21,12 @@ class WorkbenchController(Controller):
     dropped; the job ends `finished`, `partial` (some sites failed) or `failed` (none answered)."""
 
     def __init__(self, algorithm: str, version: str, params: dict, site_datasets: dict, min_count: int = 10,
-                 task_timeout: int = 300, model_file: str = ""):
+                 task_timeout: int = 300, model_file: str = "", researcher: str = "", job: str = "",
+                 conditions: dict | None = None):
         super().__init__()
         self.algorithm, self.version, self.params = algorithm, version, params
+        self.researcher, self.job, self.conditions = researcher, job, conditions or {}
+        self.reports = {site: {} for site in site_datasets}  # what each site said about its policy and budget
         self.site_datasets, self.min_count = site_datasets, min_count
         self.task_timeout, self.model_file = task_timeout, model_file
         self.progress = {site: {"state": "waiting", "round": 0, "detail": ""} for site in site_datasets}
@@ -58,6 +61,20 @@ class WorkbenchController(Controller):
             if round_ is not None:
                 entry["round"] = round_
 
+    def _report(self, site: str, body: dict) -> None:
+        """Keep a site's latest policy, budget and the epsilon it charged (summed over rounds)."""
+        report = self.reports[site]
+        refused = body.get("refused") or {}
+        for key, value in (("policy", body.get("policy") or refused.get("policy")),
+                           ("budget", body.get("budget") or refused.get("budget")),
+                           ("refused", refused or None)):
+            if value:
+                report[key] = value
+        privacy = body.get("privacy") or {}
+        if "epsilon" in privacy:
+            report["epsilon_charged"] = report.get("epsilon_charged", 0.0) + privacy["epsilon"]
+            report["delta_charged"] = report.get("delta_charged", 0.0) + privacy.get("delta", 0.0)
+
     def _app_dir(self, fl_ctx: FLContext) -> Path:
         return Path(fl_ctx.get_engine().get_workspace().get_app_dir(fl_ctx.get_job_id()))
 
@@ -87,8 +104,13 @@ class WorkbenchController(Controller):
                 result = client_task.result
                 rc = result.get_return_code() if result is not None else "no result"
                 body = payload(result) if result is not None else {}
-                if rc != ReturnCode.OK or body.get("error"):
+                self._report(site, body)
+                if rc != ReturnCode.OK or body.get("error") or body.get("refused"):
                     reason = body.get("error") or f"the site returned {rc}"
+                    if body.get("refused"):
+                        refused = body["refused"]
+                        fields = "; ".join(f"{k}: {v}" for k, v in sorted((refused.get("fields") or {}).items()))
+                        reason = f"refused: {refused['reason']}" + (f" ({fields})" if fields else "")
                     failures[site] = reason
                     self._set(site, "failed", reason)
                 else:
@@ -99,6 +121,7 @@ class WorkbenchController(Controller):
 
             task_data = {"algorithm": self.algorithm, "version": self.version, "params": self.params,
                          "site_datasets": self.site_datasets, "round": round_, "rounds": self.rounds,
+                         "researcher": self.researcher, "job": self.job, "conditions": self.conditions,
                          **server.task(round_)}
             for site in targets:
                 self._set(site, "running", "", round_)
@@ -131,7 +154,7 @@ class WorkbenchController(Controller):
                 self.log_error(fl_ctx, traceback.format_exc())
         result = {"algorithm": self.algorithm, "version": self.version, "params": self.params, "status": status,
                   "sites": {s: {"status": "failed" if s in failures else "ok", "detail": failures.get(s, ""),
-                                "datasets": self.site_datasets[s]} for s in self.site_datasets},
+                                "datasets": self.site_datasets[s], **self.reports[s]} for s in self.site_datasets},
                   "failed_sites": failures, "min_count": self.min_count, "seconds": round(time.time() - started, 2),
                   "rounds": self.round_metrics, **body}
         (out / RESULT_FILE).write_text(json.dumps(result, indent=1, default=str))
