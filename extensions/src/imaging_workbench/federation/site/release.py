@@ -111,7 +111,9 @@ def run_task(task: dict, site: str, local_dir: Path, data, state: dict) -> Relea
                                         "delta": delta, "dp_epsilon": dp_sgd_epsilon(algorithm, params, job_epsilon)})
     raw = algorithm.site_run(params, site_task, data, dataset_ids, state)
     result = release(raw, release_epsilon, effective.min_count, effective.weights)
-    spent, spent_delta = result["privacy"]["epsilon"], result["privacy"].get("delta", 0.0)
+    spent = result["privacy"]["epsilon"]
+    # DP-SGD accounts for the whole job at once: its delta is the job's, charged with its first round.
+    spent_delta = result["privacy"].get("delta", 0.0) if task["round"] == 0 else 0.0
     try:
         charge_ids = ledger.charge(task["job"], task["round"], researcher, dataset_ids, spent, spent_delta, policies)
     except BudgetExceeded as e:  # another job spent it meanwhile: nothing leaves
