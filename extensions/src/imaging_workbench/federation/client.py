@@ -191,16 +191,21 @@ class JobResult:
         return f"<p>status: <b>{self.status}</b></p>" + self.table.to_html(index=False)
 
     def plot(self):
-        """Histograms (statistics) or Dice per round (training); returns the matplotlib figure."""
+        """Histograms (statistics; a suppressed cell is an empty, marked bin) or Dice per round
+        (training); returns the matplotlib figure."""
         import matplotlib.pyplot as plt
 
         hists = {k: v for k, v in (self.raw.get("histograms") or {}).items() if v and v.get("counts")}
         if hists:
             fig, axes = plt.subplots(1, len(hists), figsize=(5 * len(hists), 3.5), squeeze=False)
             for ax, (name, h) in zip(axes[0], hists.items()):
-                edges = h["edges"]
-                ax.bar(edges[:-1], h["counts"], width=[b - a for a, b in zip(edges[:-1], edges[1:])], align="edge")
-                ax.set_title(name.replace("_", " "))
+                edges, counts = h["edges"], h["counts"]
+                widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
+                ax.bar(edges[:-1], [c if c is not None else 0 for c in counts], width=widths, align="edge")
+                for left, width, count in zip(edges[:-1], widths, counts):
+                    if count is None:
+                        ax.text(left + width / 2, 0, "s", ha="center", va="bottom", color="#b00")
+                ax.set_title(name.replace("_", " ") + " (s: suppressed)")
             fig.tight_layout()
             return fig
         fig, ax = plt.subplots(figsize=(5, 3.5))

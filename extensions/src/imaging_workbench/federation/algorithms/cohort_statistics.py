@@ -156,7 +156,7 @@ class Server:
                         row["sites"] += 1
         for row in rows.values():
             row["count"] = self._pooled(row["count"])
-            row["suppressed"] = bool(row["withheld_by"]) or row["count"] is None
+            row["suppressed"] = row["count"] is None  # a count without the sites in withheld_by is still shown
         return sorted(rows.values(), key=lambda r: (r["variable"], r["value"]))
 
     def _histogram(self, name: str) -> dict:
@@ -182,7 +182,7 @@ class Server:
         counts = [self._pooled(c) for c in counts]
         sites = sorted({s for cell in withheld for s in cell} | set(total_withheld))
         return {"edges": edges, "counts": counts, "total": self._pooled(total) if not total_withheld else None,
-                "suppressed": [c is None or bool(w) for c, w in zip(counts, withheld)], "withheld_by": sites}
+                "suppressed": [c is None for c in counts], "withheld_by": sites}
 
     def _summary(self, hist: dict) -> dict:
         """Mean and sd from the bin midpoints of the released histogram (a suppressed cell counts 0)."""
@@ -206,8 +206,9 @@ class Server:
 
 
 def result_table(result: dict) -> list[dict]:
-    """One row per published count (variable, value, count, sites, suppressed)."""
-    return [{k: row.get(k) for k in ("variable", "value", "count", "sites", "suppressed")}
+    """One row per count (variable, value, count, sites, suppressed, withheld_by: the sites that
+    suppressed their part, which the count leaves out)."""
+    return [{k: row.get(k) for k in ("variable", "value", "count", "sites", "suppressed", "withheld_by")}
             for row in result.get("counts") or []]
 
 
