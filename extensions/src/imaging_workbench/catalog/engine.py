@@ -25,7 +25,7 @@ def catalog_metadata() -> MetaData:
     return Base.metadata
 
 
-def _sqlite_immediate(engine: Engine) -> None:
+def sqlite_immediate(engine: Engine) -> None:
     """Take SQLite's write lock at BEGIN, so concurrent writers queue instead of failing mid-way."""
 
     @event.listens_for(engine, "connect")
@@ -57,7 +57,7 @@ def create_catalog_engine(url: str, audit_key_file: Path | None = None) -> Engin
             # Private from its first byte: SQLite would make it 0644, and its -wal/-shm copy its mode.
             os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
         engine = create_engine(parsed, connect_args={"timeout": 30})
-        _sqlite_immediate(engine)
+        sqlite_immediate(engine)
     else:
         engine = create_engine(parsed, pool_pre_ping=True)
     catalog_metadata()  # every model mapped before the first query, as create_all used to ensure

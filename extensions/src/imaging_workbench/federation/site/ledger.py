@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import (DDL, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
                         create_engine, event, func, insert, select, update)
 
+from ...catalog.engine import sqlite_immediate
 from ...clock import utcnow
 from ...errors import NotFound, WorkbenchError
 from ..protocol.policy import DatasetPolicy
@@ -100,19 +101,8 @@ def _engine(path: Path):
     # Private from its first byte: it names researchers and what they asked for.
     os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" below issues the BEGIN, not pysqlite
-        dbapi_conn.execute("PRAGMA foreign_keys=ON")
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
-        dbapi_conn.execute("PRAGMA busy_timeout=30000")
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn):
-        # The write lock from the first read: a check and the charge it allows are one step.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
+    # The write lock from the first read: a check and the charge it allows are one step.
+    sqlite_immediate(engine)
     return engine
 
 
