@@ -1,10 +1,18 @@
 """Federated training: FedAvg of a small MONAI 3D UNet segmenting tumours in CT crops.
 
 Each round the server sends the global weights; each site first measures the global model's
-Dice on all its tumour cases (a fixed centre crop per case), then trains `local_steps` Adam
-steps on jittered, flipped crops and returns its weights and its number of cases. The server
-averages the weights by cases. One last evaluation-only round measures the final model, so
-the result holds the global model's Dice before round 1, after each round, and the model.
+Dice on all its tumour cases (a fixed centre crop per case, one mean per patient, released as a
+DP mean by the site's disclosure step), then trains on jittered, flipped crops and returns its
+weights and its number of training patients. The server averages the weights by patients. One
+last evaluation-only round measures the final model, so the result holds the global model's
+Dice before round 1, after each round, and the model.
+
+Weights leave a site only under its weights policy (`task["site_policy"]`, set by the site's
+executor): "dp-sgd" trains with Opacus (Poisson sampling of patients, per-patient gradient
+clipping, Gaussian noise calibrated once per job, for all its training rounds, to the job's
+DP-SGD epsilon by the RDP accountant; one accountant per job in the site's `state`, and each round
+reports the increase of the job's epsilon, so the rounds' charges add up to it); "min-count" trains without noise if the site has at
+least `min_count` training patients.
 """
 
 import io
@@ -14,14 +22,51 @@ import numpy as np
 
 from .base import Algorithm, epsilon_param
 
-HU_LOW, HU_HIGH = -1000.0, 400.0
+HU_LOW, HU_HIGH = -160.0, 240.0  # soft-tissue window: tumours (~20-90 HU) against liver, kidney and lung
+
+
+CHANNELS, STRIDES = (4, 8), (2,)
+OUTPUT_BIAS = -3.0  # the initial logit of every voxel: sigmoid(-3) ~ 5 % tumour, near the crops' share
+ARCHITECTURE = (f"monai.networks.nets.UNet(spatial_dims=3, in_channels=1, out_channels=1, channels={CHANNELS}, "
+                f"strides={STRIDES}, num_res_units=1, norm=('group', {{'num_groups': 1}}))")
+RELEASE_SHARE = 0.1  # of the job's epsilon: the per-round Dice releases; the rest goes to DP-SGD
+POS_WEIGHT = 10.0  # of the tumour voxels in the cross-entropy
+LOSS = "balanced+dice"  # or "balanced", or "bce+dice" (POS_WEIGHT): see segmentation_loss
+LOGIT_SHIFT = 3.0  # the class-balanced cross-entropy sees logit + 3: a voxel is tumour only where it is sure
+ACCOUNTANT = "rdp"  # Opacus's Renyi-DP accountant, for both calibration and the epsilon spent
 
 
 def build_model():
+    """The one architecture of every mode: GroupNorm (no running statistics), which DP-SGD needs.
+
+    One group per layer, as the top up-sampling block normalises a single channel. Few parameters
+    (about 1.5k: two levels, channels 4 and 8), as DP-SGD's noise grows with their number. The output starts at "little tumour"
+    (bias OUTPUT_BIAS) rather than at "tumour everywhere" or "nothing", which noisy training
+    otherwise spends its first steps undoing.
+    """
+    import torch
     from monai.networks.nets import UNet
 
-    return UNet(spatial_dims=3, in_channels=1, out_channels=1, channels=(8, 16, 32), strides=(2, 2),
-                num_res_units=1)
+    model = UNet(spatial_dims=3, in_channels=1, out_channels=1, channels=CHANNELS, strides=STRIDES,
+                 num_res_units=1, norm=("group", {"num_groups": 1}))
+    with torch.no_grad():
+        top = model.model[-1][-1]  # the last residual unit: conv path + residual path, summed
+        top.conv.unit0.conv.bias.fill_(OUTPUT_BIAS)
+        if getattr(top.residual, "bias", None) is not None:
+            top.residual.bias.zero_()
+    return model
+
+
+def epsilon_split(params: dict) -> dict:
+    """A site's epsilon per round: `release` for each of the rounds+1 Dice releases (10 % of the
+    job's epsilon in all), `dp_sgd` for each of the `rounds` training rounds (the other 90 %)."""
+    epsilon, rounds = float(params["epsilon"]), int(params["rounds"])
+    return {"release": RELEASE_SHARE * epsilon / (rounds + 1), "dp_sgd": (1 - RELEASE_SHARE) * epsilon / rounds}
+
+
+def release_epsilon(params: dict, round_: int) -> float:
+    """The epsilon one round's Dice release may spend at a site."""
+    return epsilon_split(params)["release"]
 
 
 def to_bytes(state_dict) -> bytes:
@@ -64,7 +109,7 @@ def prepare_cases(data, dataset_ids, size: int, margin: int = 8) -> list[dict]:
             continue
         centre = np.argwhere(mask).mean(axis=0)
         big = size + 2 * margin
-        cases.append({"image": normalise(crop(case.hu, centre, big, HU_LOW)),
+        cases.append({"patient": case.patient_id, "image": normalise(crop(case.hu, centre, big, HU_LOW)),
                       "label": crop(mask.astype(np.float32), centre, big, 0.0),
                       "spacing": case.voxel_ml})
     return cases
@@ -122,11 +167,6 @@ def site_state(params, data, dataset_ids, state, margin=8) -> list:
     return state["cases"]
 
 
-def _sums(values: list[float]) -> dict:
-    return {"n": len(values), "sum": float(sum(values)), "sumsq": float(sum(v * v for v in values)),
-            "subjects": len(values)}
-
-
 def cases_and_model(params, task, data, dataset_ids, state, margin: int = 8) -> tuple[list, object]:
     """The site's tumour cases and the model with the task's weights (shared with evaluation)."""
     cases = site_state(params, data, dataset_ids, state, margin)
@@ -137,41 +177,225 @@ def cases_and_model(params, task, data, dataset_ids, state, margin: int = 8) -> 
     return cases, model
 
 
-def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
-    import torch
-    from monai.losses import DiceLoss
+def by_patient(cases: list[dict]) -> list[list[dict]]:
+    """The cases grouped by patient (in first-seen order): the unit of privacy."""
+    groups: dict = {}
+    for i, case in enumerate(cases):
+        groups.setdefault(case.get("patient", i), []).append(case)
+    return list(groups.values())
 
-    margin = 8
-    cases, model = cases_and_model(params, task, data, dataset_ids, state, margin)
-    size = params["crop_size"]
-    result = {"sums": {"dice": _sums(dice_scores(model, cases, size, margin))}}
-    if not task.get("train", True):
-        return result
-    rng = np.random.default_rng(params["seed"] + 1000 * task["round"] + len(cases))
-    torch.manual_seed(params["seed"] + task["round"])
+
+def patient_dice(model, cases, size: int, margin: int) -> list[float]:
+    """The model's Dice per patient (mean over the patient's cases' centre crops)."""
+    scores = iter(dice_scores(model, cases, size, margin))
+    groups: dict = {}
+    for i, case in enumerate(cases):
+        groups.setdefault(case.get("patient", i), []).append(next(scores))
+    return [float(np.mean(v)) for v in groups.values()]
+
+
+class PrivacyBudgetExceeded(RuntimeError):
+    """DP-SGD spent more epsilon than the site allows for the job; its weights must not leave."""
+
+
+def check_epsilon(spent: float, allowed: float, tolerance: float = 1e-6) -> None:
+    if not spent <= allowed + tolerance:
+        raise PrivacyBudgetExceeded(f"DP-SGD spent epsilon {spent:.6g}, more than the {allowed:.6g} allowed")
+
+
+def segmentation_loss(logits, labels, pos_weight: float = POS_WEIGHT):
+    """One value per crop (shape [batch]), so that each crop's gradient depends on that crop only.
+
+    LOSS "balanced+dice" (the default): the cross-entropy's mean over the crop's tumour voxels plus
+    its mean over the background voxels, on logit + LOGIT_SHIFT, plus soft Dice. The classes count
+    equally, so a clipped per-crop gradient carries the tumour (~0.2 % of a crop's voxels) rather
+    than only "less tumour everywhere" (with "bce+dice", pos_weight 10, even noise-free clipped SGD
+    learnt nothing in 45 steps); the shift keeps the balanced loss from calling the background
+    tumour at threshold 0.5, and soft Dice rewards precision."""
+    import torch
+    import torch.nn.functional as F
+
+    weight = torch.tensor(pos_weight, dtype=logits.dtype)
+    bce = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight, reduction="none")
+    prob = torch.sigmoid(logits)
+    dims = tuple(range(1, logits.dim()))
+    soft_dice = 1 - (2 * (prob * labels).sum(dims) + 1) / (prob.sum(dims) + labels.sum(dims) + 1)
+    if LOSS == "bce+dice":
+        return bce.mean(dims) + soft_dice
+    plain = F.binary_cross_entropy_with_logits(logits + LOGIT_SHIFT, labels, reduction="none")
+    tumour = (plain * labels).sum(dims) / labels.sum(dims).clamp(min=1)
+    background = (plain * (1 - labels)).sum(dims) / (1 - labels).sum(dims).clamp(min=1)
+    if LOSS == "balanced":
+        return tumour + background
+    return tumour + background + soft_dice
+
+
+def _crop_dataset(patients: list[list[dict]], size: int, margin: int, seed: int):
+    """One item per patient: a random jittered, flipped crop of one of the patient's cases."""
+    import torch
+
+    class Crops(torch.utils.data.Dataset):
+        def __init__(self):
+            self.rng = np.random.default_rng(seed)
+
+        def __len__(self):
+            return len(patients)
+
+        def __getitem__(self, i):
+            cases = patients[i]
+            images, labels = batch(cases, size, margin, self.rng, 1)
+            return images[0], labels[0]
+
+    return Crops()
+
+
+def dp_sample_rate(params: dict, n_patients: int) -> float:
+    """The probability of each patient being in a DP-SGD step's (Poisson) batch: one over the number
+    of `batch_size` batches an epoch has (what Opacus's Poisson loader and its accountant use)."""
+    return 1 / math.ceil(n_patients / min(params["batch_size"], n_patients))
+
+
+def _dp_job(state: dict, params: dict, task_round: int, n: int, job_epsilon: float, delta: float,
+            target_epsilon: float | None) -> dict:
+    """The job's DP-SGD account at this site, kept in `state` across the job's rounds: one
+    PrivacyEngine (one RDP accountant), the noise multiplier calibrated once for all the job's
+    steps, and the epsilon already reported."""
+    from opacus import PrivacyEngine
+    from opacus.accountants.utils import get_noise_multiplier
+
+    q, total_steps = dp_sample_rate(params, n), params["local_steps"] * int(params["rounds"])
+    key = (job_epsilon, target_epsilon, delta, q, total_steps, params["max_grad_norm"])
+    job = state.get("dp_sgd")
+    if job is None or job["key"] != key or task_round == 0 or task_round <= job["round"]:
+        sigma = get_noise_multiplier(target_epsilon=target_epsilon or job_epsilon, target_delta=delta,
+                                     sample_rate=q, steps=total_steps, accountant=ACCOUNTANT)
+        job = state["dp_sgd"] = {"key": key, "engine": PrivacyEngine(accountant=ACCOUNTANT), "sigma": sigma,
+                                 "reported": 0.0, "round": -1}
+    job["round"] = task_round
+    return job
+
+
+def train_dp_sgd(model, patients: list[list[dict]], params: dict, dp_epsilon: float, delta: float, seed: int,
+                 target_epsilon: float | None = None, state: dict | None = None, task_round: int = 0) -> dict:
+    """Train `model` in place with Opacus DP-SGD for one round of the job.
+
+    The job's account lives in `state` (see `_dp_job`): the noise multiplier is calibrated once so
+    that all the job's rounds together (`params["rounds"]` x `local_steps` steps) spend at most
+    the job's DP-SGD epsilon, `dp_epsilon` (the round's share) x rounds; each round reports the
+    increase of the accountant's epsilon, so the rounds' charges add up to the job's epsilon.
+    `target_epsilon` (the accountant's calibration target, for tests) replaces the job's epsilon.
+    Returns the `dp_sgd` section of the result."""
+    import secrets
+
+    import torch
+
+    state = {} if state is None else state
+    n = len(patients)
+    job_epsilon = dp_epsilon * int(params["rounds"])
+    job = _dp_job(state, params, task_round, n, job_epsilon, delta, target_epsilon)
+    engine = job["engine"]
+    # The noise and the Poisson sampling (Opacus draws it from torch's global generator) must not
+    # be predictable from the job's public seed: both come from a secret seed; `seed` only drives
+    # the crops' jitter and flips.
+    torch.manual_seed(secrets.randbits(63))
+    size, margin = params["crop_size"], 8
+    q = dp_sample_rate(params, n)
+    loader = torch.utils.data.DataLoader(_crop_dataset(patients, size, margin, seed),
+                                         batch_size=min(params["batch_size"], n))
+    # Plain SGD with momentum: Adam's per-coordinate scaling amplifies the noise.
+    optimiser = torch.optim.SGD(model.parameters(), lr=params["dp_learning_rate"], momentum=0.9)
+    model.train()
+    generator = torch.Generator().manual_seed(secrets.randbits(63))
+    private, optimiser, loader = engine.make_private(
+        module=model, optimizer=optimiser, data_loader=loader, noise_multiplier=job["sigma"],
+        max_grad_norm=params["max_grad_norm"], poisson_sampling=True, noise_generator=generator)
+    assert abs(1 / len(loader) - q) < 1e-12  # the accountant's sample rate is the calibration's
+    steps = 0
+    while steps < params["local_steps"]:
+        for images, labels in loader:
+            optimiser.zero_grad()
+            if len(images):
+                segmentation_loss(private(images), labels).mean().backward()
+            else:  # an empty Poisson batch: a step of noise only (GroupNorm cannot run on it)
+                for p in model.parameters():
+                    p.grad_sample = torch.zeros((0, *p.shape))
+            optimiser.step()
+            steps += 1
+            if steps >= params["local_steps"]:
+                break
+    total = float(engine.get_epsilon(delta))
+    check_epsilon(total, job_epsilon)
+    spent = max(total - job["reported"], 0.0)
+    job["reported"] = max(total, job["reported"])
+    private._close()  # the weights are the model's own; remove Opacus's hooks
+    model.eval()
+    return {"epsilon": spent, "delta": float(delta), "noise_multiplier": float(job["sigma"]),
+            "max_grad_norm": float(params["max_grad_norm"]), "steps": steps, "sample_rate": q,
+            "accountant": ACCOUNTANT, "job_epsilon": total}
+
+
+def train_plain(model, cases: list[dict], params: dict, seed: int) -> None:
+    """Train `model` in place without DP: Adam on batches of jittered, flipped crops."""
+    import torch
+
+    size, margin = params["crop_size"], 8
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
-    # Soft Dice over the whole batch: the tumours are a few hundred voxels of 32^3, and
-    # cross-entropy terms drove the model to predict background everywhere.
-    loss_fn = DiceLoss(sigmoid=True, batch=True)
     model.train()
     for _ in range(params["local_steps"]):
         images, labels = batch(cases, size, margin, rng, params["batch_size"])
         optimiser.zero_grad()
-        loss = loss_fn(model(images), labels)
-        loss.backward()
+        segmentation_loss(model(images), labels).mean().backward()
         optimiser.step()
+    model.eval()
+
+
+def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
+    """Dice of the global model per patient; with `train`, local training under the site's
+    weights policy, its weights, its number of patients and (DP-SGD) the epsilon spent."""
+    margin = 8
+    params = {**{k: v["default"] for k, v in PARAMS.items() if "default" in v}, **params}
+    cases, model = cases_and_model(params, task, data, dataset_ids, state, margin)
+    result = {"means": {"dice": {"values": patient_dice(model, cases, params["crop_size"], margin),
+                                 "range": [0, 1]}}}
+    if not task.get("train", True):
+        return result
+    policy = task.get("site_policy") or {}
+    mode = policy.get("weights", "dp-sgd")
+    patients = by_patient(cases)
+    seed = params["seed"] + 1000 * task["round"] + len(cases)
+    if mode == "dp-sgd":
+        if policy.get("dp_epsilon") is None or policy.get("delta") is None:
+            raise ValueError("DP-SGD needs the site's dp_epsilon and delta for this round")
+        result["dp_sgd"] = train_dp_sgd(model, patients, params, float(policy["dp_epsilon"]),
+                                        float(policy["delta"]), seed, state=state, task_round=task["round"])
+    elif mode == "min-count":
+        if len(patients) < int(policy.get("min_count", 0)):
+            return result  # too few patients for weights without DP: they do not leave
+        train_plain(model, cases, params, seed)
+    else:
+        raise ValueError(f"this site's weights policy ({mode!r}) does not let model weights leave")
     result["weights"] = to_bytes(model.state_dict())
-    result["n_samples"] = len(cases)
+    result["n_samples"] = len(patients)
     return result
 
 
-def pooled(sums: list[dict]) -> dict:
-    n = sum(s["n"] for s in sums)
+def pooled_means(means: list[dict]) -> dict:
+    """The n-weighted mean (and sd) of the sites' released means; None parts (suppressed) skipped."""
+    parts = [m for m in means if m.get("n") and m.get("mean") is not None]
+    n = sum(m["n"] for m in parts)
     if not n:
         return {"mean": None, "sd": None, "n": 0}
-    total, sq = sum(s["sum"] for s in sums), sum(s["sumsq"] for s in sums)
-    mean = total / n
-    return {"mean": mean, "sd": math.sqrt(max(sq / n - mean * mean, 0.0)), "n": n}
+    mean = sum(m["n"] * m["mean"] for m in parts) / n
+    with_sd = [m for m in parts if m.get("sd") is not None]
+    sd = None
+    if with_sd:
+        n_sd = sum(m["n"] for m in with_sd)
+        second = sum(m["n"] * (m["sd"] ** 2 + m["mean"] ** 2) for m in with_sd) / n_sd
+        mean_sd = sum(m["n"] * m["mean"] for m in with_sd) / n_sd
+        sd = math.sqrt(max(second - mean_sd ** 2, 0.0))
+    return {"mean": mean, "sd": sd, "n": n}
 
 
 class Server:
@@ -184,35 +408,39 @@ class Server:
         self.rounds = params["rounds"] + 1  # the last round only evaluates the final model
         torch.manual_seed(params["seed"])
         self.weights = build_model().state_dict()
-        self._updates, self._dice = [], []
+        self._updates, self._dice, self._epsilons = [], [], []
         self.history = []
 
     def task(self, round_: int) -> dict:
         return {"weights": to_bytes(self.weights), "train": round_ < self.rounds - 1}
 
     def add(self, site: str, result: dict) -> None:
-        if (result.get("sums") or {}).get("dice"):
-            self._dice.append(result["sums"]["dice"])
+        dice = (result.get("means") or {}).get("dice")
+        if dice:
+            self._dice.append(dice)
         if result.get("weights") and result.get("n_samples"):
             self._updates.append((from_bytes(result["weights"]), result["n_samples"]))
+        epsilon = (result.get("dp_sgd") or {}).get("epsilon")
+        if epsilon is not None:
+            self._epsilons.append(float(epsilon))
 
     def end_round(self, round_: int) -> dict:
         if self._updates:
             total = sum(n for _, n in self._updates)
             self.weights = {k: sum(w[k].float() * (n / total) for w, n in self._updates).to(self.weights[k].dtype)
                             for k in self.weights}
-        dice = pooled(self._dice)
+        dice = pooled_means(self._dice)
+        # Each site's DP-SGD guards its own patients: the round's epsilon is the largest a site spent.
         metrics = {"round": round_, "dice": dice["mean"], "dice_sd": dice["sd"], "cases": dice["n"],
-                   "sites_trained": len(self._updates)}
-        self._updates, self._dice = [], []
+                   "sites_trained": len(self._updates), "epsilon": max(self._epsilons) if self._epsilons else None}
+        self._updates, self._dice, self._epsilons = [], [], []
         self.history.append(metrics)
         return metrics
 
     def final(self, out_dir) -> dict:
         (out_dir / "model.pt").write_bytes(to_bytes(self.weights))
         return {"files": ["model.pt"],
-                "model": {"architecture": "monai.networks.nets.UNet(spatial_dims=3, in_channels=1, out_channels=1, "
-                                          "channels=(8, 16, 32), strides=(2, 2), num_res_units=1)",
+                "model": {"architecture": ARCHITECTURE,
                           "input": f"CT crops of {self.params['crop_size']}^3 voxels, HU clipped to "
                                    f"[{HU_LOW:g}, {HU_HIGH:g}] and scaled to [0, 1]; output: tumour logit"}}
 
@@ -222,33 +450,47 @@ def result_table(result: dict) -> list[dict]:
     return list(result.get("rounds") or [])
 
 
-PRIVACY = "the job's epsilon covers the per-round Dice releases and, under DP-SGD, the weights"
+PRIVACY = ("per site and dataset, 10 % of the job's epsilon goes to the Dice means released each round "
+           "(split over the rounds + 1 rounds) and, under the site's DP-SGD weights policy, 90 % to "
+           "DP-SGD training (one Opacus RDP accountant per job at each site: the noise is calibrated once "
+           "for all the job's training steps, each round charges the increase of the job's epsilon; delta "
+           "set by the site); under the min-count policy the weights carry no DP guarantee")
+
+PARAMS = {
+    "rounds": {"type": "integer", "minimum": 1, "maximum": 20, "default": 3,
+               "description": "federated rounds"},
+    "local_steps": {"type": "integer", "minimum": 1, "maximum": 500, "default": 15,
+                    "description": "optimizer steps per site per round"},
+    "crop_size": {"type": "integer", "enum": [32, 48, 64], "default": 32,
+                  "description": "edge of the cubic crops (voxels)"},
+    "learning_rate": {"type": "number", "exclusive_minimum": 0, "maximum": 1, "default": 0.01,
+                      "description": "Adam learning rate (training without DP)"},
+    "dp_learning_rate": {"type": "number", "exclusive_minimum": 0, "maximum": 1, "default": 0.1,
+                         "description": "SGD (momentum 0.9) learning rate under DP-SGD"},
+    "max_grad_norm": {"type": "number", "exclusive_minimum": 0, "maximum": 100, "default": 1.0,
+                      "description": "DP-SGD: clipping bound of each patient's gradient"},
+    "batch_size": {"type": "integer", "minimum": 1, "maximum": 64, "default": 40,
+                   "description": "crops per optimizer step; under DP-SGD the expected (Poisson) batch: each patient is "
+                                  "in a step with probability 1 / ceil(patients / batch_size)"},
+    "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "default": 0,
+             "description": "random seed (crops, initial weights, DP noise)"},
+    "epsilon": epsilon_param(8.0),
+}
 
 ALGORITHM = Algorithm(
     id="federated-training", version="1.0", title="Federated tumour segmentation training (FedAvg)",
     description="FedAvg of a small MONAI 3D UNet trained on crops around the tumours of each site's CT "
-                "and SEG; per-round Dice on each site's held-out cases; the global model comes back.",
-    leaves_site="Model weights after local training, the number of training crops (suppressed below the "
-                "minimum count) and the mean validation Dice.",
-    params={
-        "rounds": {"type": "integer", "minimum": 1, "maximum": 20, "default": 3,
-                   "description": "federated rounds"},
-        "local_steps": {"type": "integer", "minimum": 1, "maximum": 500, "default": 40,
-                        "description": "optimizer steps per site per round"},
-        "crop_size": {"type": "integer", "enum": [32, 48, 64], "default": 32,
-                      "description": "edge of the cubic crops (voxels)"},
-        "learning_rate": {"type": "number", "exclusive_minimum": 0, "maximum": 1, "default": 0.003,
-                          "description": "Adam learning rate"},
-        "batch_size": {"type": "integer", "minimum": 1, "maximum": 16, "default": 4,
-                       "description": "crops per optimizer step"},
-        "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "default": 0,
-                 "description": "random seed (crops, initial weights)"},
-        "epsilon": epsilon_param(8.0),
-    },
+                "and SEG, with DP-SGD (Opacus) or, where a site allows it, a minimum count; per-round "
+                "Dice of the global model at each site; the global model comes back.",
+    leaves_site="Model weights after local training (DP-SGD with the epsilon spent, or plain training "
+                "where the site has at least its minimum count of patients), the number of training "
+                "patients, and the per-round mean and sd of the global model's Dice per patient (DP).",
+    params=PARAMS,
     weights_leave=True,
     rounds_param="rounds",
     privacy=PRIVACY,
     site_run=site_run,
     server=Server,
     table=result_table,
+    release_epsilon=release_epsilon,
 )
