@@ -18,6 +18,25 @@ from .waiting import free_port, wait_for
 
 
 @pytest.fixture(scope="session")
+def small_lung_ct(tmp_path_factory) -> Path:
+    """The demo's lung-ct dataset at size "small", generated once per session: copy it into place
+    (`copy_small_lung_ct`) before `ensure_demo_data`, which then finds it complete."""
+    from imaging_workbench.dicom.demo import DEMO_DATASETS, ensure_demo_data
+
+    root = tmp_path_factory.mktemp("small-demo")
+    ensure_demo_data(root, "small", datasets=[d for d in DEMO_DATASETS if d.id == "lung-ct"])
+    return root / "lung-ct"
+
+
+@pytest.fixture
+def copy_small_lung_ct(small_lung_ct):
+    def copy(demo_root: Path) -> Path:
+        shutil.copytree(small_lung_ct, Path(demo_root) / "lung-ct", dirs_exist_ok=True)
+        return Path(demo_root) / "lung-ct"
+    return copy
+
+
+@pytest.fixture(scope="session")
 def postgres_server():
     """A throw-away PostgreSQL cluster on a free loopback port, run as the postgres user."""
     initdb = shutil.which("initdb") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))), None)

@@ -57,7 +57,7 @@ def fed_env(tmp_path_factory, demo_data):
     settings = validate_settings(with_defaults({
         "state_dir": str(workdir / "state"),
         "hub": {"service_port": free_port()},
-        "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 30, "job_timeout": 240,
+        "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 60, "job_timeout": 300,
                        "min_count": 10},
     }))
     ctx = WorkbenchContext(settings, actor="steward")

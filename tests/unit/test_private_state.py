@@ -70,9 +70,10 @@ class HubFiles:
 
 
 @pytest.fixture
-def made_up(settings, ctx, dataset_dir, make_up_umask):
+def made_up(settings, ctx, dataset_dir, make_up_umask, copy_small_lung_ct):
     """The state directory after the `make up` steps that need no docker and no FLARE process."""
     state = ctx.state_dir
+    copy_small_lung_ct(state / DEMO_DATA)  # generated once per session; ensure_demo_data then finds it
     ensure_demo_data(state / DEMO_DATA, "small", datasets=DEMO_DATASETS[:1])
     dataset = dataset_dir("ct-a")
     with ctx.session() as s:  # the catalog, and the audit key with the first audited change

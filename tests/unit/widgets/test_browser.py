@@ -111,10 +111,10 @@ def test_a_dataset_without_images_says_so(tmp_path):
     assert "hold no image series" in b.status.value
 
 
-def test_real_demo_dataset_through_the_private_index(tmp_path):
-    from imaging_workbench.dicom.demo import DEMO_DATASETS, SIZES, ensure_demo_data
+def test_real_demo_dataset_through_the_private_index(tmp_path, copy_small_lung_ct):
+    from imaging_workbench.dicom.demo import SIZES
 
-    ensure_demo_data(tmp_path / "data", "small", datasets=[DEMO_DATASETS[0]])
+    copy_small_lung_ct(tmp_path / "data")
     b = CaseBrowser(root=tmp_path / "data", index_path=tmp_path / "cache" / "index.sqlite")
     assert (tmp_path / "cache" / "index.sqlite").exists()
     assert set(b.rows.cancer_type) == {"lung"} and len(b.rows) == SIZES["small"][0]
