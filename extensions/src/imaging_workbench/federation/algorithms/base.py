@@ -1,7 +1,7 @@
 """What an approved algorithm declares: the one place the hub service, the notebook client, the
 panel, the FLARE controller and the sites read about it."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from ..protocol.allowlist import CONTROLLER, EXECUTOR
@@ -40,9 +40,11 @@ class Algorithm:
     release_epsilon: Callable | None = None
     rounds_param: str | None = None  # the parameter that sets the number of rounds, if any
     # The FLARE classes a job of this algorithm builds: they alone make the sites' allow-lists.
+    # The histogram bins a job asks for, (params) -> [protocol.policy.Bins], checked against each
+    # site's bin policy at the hub and at the site; None: the algorithm releases no histograms.
+    bins: Callable | None = None
     controller: str = CONTROLLER
     executor: str = EXECUTOR
-    extra: dict = field(default_factory=dict)
 
     def epsilon(self, params: dict) -> float:
         """The epsilon a job with these (complete) parameters spends at each site, per dataset."""

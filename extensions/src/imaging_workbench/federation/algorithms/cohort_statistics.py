@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from ..protocol.policy import Bins
 from .base import Algorithm, epsilon_param
 
 ROUNDS = 1
@@ -205,6 +206,14 @@ class Server:
         }
 
 
+def requested_bins(params: dict) -> list[Bins]:
+    """The bins a job asks for, for the sites' bin policy (widths, number of bins, ranges)."""
+    lo, hi = params["hu_range"]
+    return [Bins("hu_bins", "tumour_hu", np.linspace(lo, hi, params["hu_bins"] + 1).tolist(), "hu_range"),
+            Bins("volume_edges_ml", "tumour_volume_ml", list(params["volume_edges_ml"]), "volume_edges_ml"),
+            Bins("age_band", "age_band", [0, params["age_band"]], label="age bands")]
+
+
 def result_table(result: dict) -> list[dict]:
     """One row per count (variable, value, count, sites, suppressed, withheld_by: the sites that
     suppressed their part, which the count leaves out)."""
@@ -240,4 +249,5 @@ ALGORITHM = Algorithm(
     site_run=site_run,
     server=Server,
     table=result_table,
+    bins=requested_bins,
 )

@@ -11,9 +11,9 @@ from typing import Callable
 
 import opendp.prelude as dp
 
-dp.enable_features("contrib")
+from .policy import WEIGHTS_MODES
 
-WEIGHTS_MODES = ("none", "min-count", "dp-sgd")
+dp.enable_features("contrib")
 
 
 def vector_laplace(T: type, scale: float) -> dp.Measurement:

@@ -133,24 +133,31 @@ def _add(problems: dict, name: str, problem: str) -> None:
     problems[name] = f"{problems[name]}; {problem}" if name in problems else problem
 
 
-def _width(problems: dict, name: str, variable: str, narrowest: float, policy: DatasetPolicy) -> None:
-    minimum, unit = policy.min_bin_width.get(variable), BIN_UNITS[variable]
+@dataclass(frozen=True)
+class Bins:
+    """Histogram bins a job asks for (an algorithm declares them from its parameters): checked
+    against a site's narrowest bin, most bins and range for `variable`."""
+
+    field: str  # the parameter a refusal names for the width and the number of bins
+    variable: str  # the policy's key: tumour_hu, tumour_volume_ml or age_band
+    edges: list
+    range_field: str | None = None  # the parameter a range refusal names; None: no range to check
+    label: str = "bins"
+
+
+def _bin_problems(problems: dict, bins: Bins, policy: DatasetPolicy) -> None:
+    unit, edges = BIN_UNITS[bins.variable], list(bins.edges)
+    narrowest = min((b - a for a, b in zip(edges, edges[1:])), default=math.inf)
+    minimum = policy.min_bin_width.get(bins.variable)
     if minimum is not None and narrowest < minimum:
-        _add(problems, name, f"bins of {_g(narrowest)} {unit} are narrower than this site's minimum of "
-                             f"{_g(minimum)} {unit}")
-
-
-def _count(problems: dict, name: str, count: int, policy: DatasetPolicy) -> None:
-    if count > policy.max_bins:
-        _add(problems, name, f"{count} bins are more than this site's maximum of {policy.max_bins}")
-
-
-def _range(problems: dict, name: str, variable: str, lo: float, hi: float, policy: DatasetPolicy) -> None:
-    unit = BIN_UNITS[variable]
-    low, high = policy.ranges.get(variable, (-math.inf, math.inf))
-    if lo < low or hi > high:
-        _add(problems, name, f"{_g(lo)} to {_g(hi)} {unit} reaches outside this site's range of "
-                             f"{_g(low)} to {_g(high)} {unit}")
+        _add(problems, bins.field, f"{bins.label} of {_g(narrowest)} {unit} are narrower than this site's minimum "
+                                   f"of {_g(minimum)} {unit}")
+    if len(edges) - 1 > policy.max_bins:
+        _add(problems, bins.field, f"{len(edges) - 1} bins are more than this site's maximum of {policy.max_bins}")
+    low, high = policy.ranges.get(bins.variable, (-math.inf, math.inf))
+    if bins.range_field and (edges[0] < low or edges[-1] > high):
+        _add(problems, bins.range_field, f"{_g(edges[0])} to {_g(edges[-1])} {unit} reaches outside this site's "
+                                         f"range of {_g(low)} to {_g(high)} {unit}")
 
 
 def request_problems(algorithm_id: str, params: dict, policy: DatasetPolicy) -> dict[str, str]:
@@ -166,18 +173,6 @@ def request_problems(algorithm_id: str, params: dict, policy: DatasetPolicy) -> 
                                f"{_g(policy.epsilon_per_job)} per job")
     if algorithm.weights_leave and policy.weights == "none":
         problems["algorithm"] = "this site lets no model weights leave"
-    if algorithm_id == "cohort-statistics":
-        lo, hi = params["hu_range"]
-        _width(problems, "hu_bins", "tumour_hu", (hi - lo) / params["hu_bins"], policy)
-        _count(problems, "hu_bins", params["hu_bins"], policy)
-        _range(problems, "hu_range", "tumour_hu", lo, hi, policy)
-        edges = list(params["volume_edges_ml"])
-        _width(problems, "volume_edges_ml", "tumour_volume_ml",
-               min((b - a for a, b in zip(edges, edges[1:])), default=math.inf), policy)
-        _count(problems, "volume_edges_ml", len(edges) - 1, policy)
-        _range(problems, "volume_edges_ml", "tumour_volume_ml", edges[0], edges[-1], policy)
-        minimum = policy.min_bin_width.get("age_band")
-        if minimum is not None and params["age_band"] < minimum:
-            problems["age_band"] = (f"age bands of {_g(params['age_band'])} years are narrower than this "
-                                    f"site's minimum of {_g(minimum)} years")
+    for bins in algorithm.bins(params) if algorithm.bins else []:
+        _bin_problems(problems, bins, policy)
     return problems
