@@ -6,34 +6,49 @@ job's epsilon. A noisy figure below the minimum count is suppressed as well: the
 single patient, the minimum count keeps small cells from being read as facts.
 """
 
-import math
-from typing import Callable
+from __future__ import annotations
 
-import opendp.prelude as dp
+import math
+from functools import cache
+from typing import TYPE_CHECKING, Callable
 
 from .policy import WEIGHTS_MODES
 
-dp.enable_features("contrib")
+if TYPE_CHECKING:
+    import opendp.prelude as dp
+
+
+@cache
+def _opendp():
+    """OpenDP, loaded when a site releases (not in the hub, which only re-checks with `suppress_below`)."""
+    import opendp.prelude as dp
+
+    dp.enable_features("contrib")
+    return dp
 
 
 def vector_laplace(T: type, scale: float) -> dp.Measurement:
     """Laplace noise on a vector of int (OpenDP samples the discrete Laplace) or float, L1 metric."""
+    dp = _opendp()
     atom = dp.atom_domain(T=T) if T is int else dp.atom_domain(T=T, nan=False)
     return dp.m.make_laplace(dp.vector_domain(atom), dp.l1_distance(T=T), scale=scale)
 
 
 def _records() -> tuple:
     """Per-patient values, one record per patient: removing a patient is a symmetric distance of 1."""
+    dp = _opendp()
     return dp.vector_domain(dp.atom_domain(T=float, nan=False)), dp.symmetric_distance()
 
 
 def record_count(scale: float) -> dp.Measurement:
     """The number of records, with discrete Laplace noise."""
+    dp = _opendp()
     return _records() >> dp.t.then_count() >> dp.m.then_laplace(scale)
 
 
 def clamped_sum(bounds: tuple) -> dp.Transformation:
     """The sum of the records clamped into `bounds` (its map at 1 is the sum's sensitivity)."""
+    dp = _opendp()
     return _records() >> dp.t.then_clamp(bounds) >> dp.t.then_sum()
 
 
@@ -42,6 +57,7 @@ def calibrate(build: Callable[[float], dp.Measurement], d_in, epsilon: float,
     """The measurement `build(scale)` with (about) the smallest scale whose privacy map at `d_in`
     is at most `epsilon`. The search starts at sensitivity / epsilon (`sensitivity`: of the noised
     figure, when it is not `d_in`); OpenDP's map decides (float sums add a rounding allowance)."""
+    dp = _opendp()
     scale = float(d_in if sensitivity is None else sensitivity) / epsilon
     if build(scale).map(d_in) > epsilon:
         scale = dp.binary_search_param(build, d_in=d_in, d_out=epsilon, bounds=(scale, 2 * scale))
@@ -118,6 +134,7 @@ def _histogram(name: str, hist: dict, budget: _Budget, min_count: int, suppresse
 def _mean(name: str, spec: dict, budget: _Budget, min_count: int, suppressed: list) -> dict:
     """Mean and sd from a noisy count, a noisy clamped sum and a noisy clamped sum of squared
     deviations from the range's midpoint (a third of the share each)."""
+    dp = _opendp()
     release = f"means.{name}"
     lo, hi = (float(x) for x in spec["range"])
     mid, half = (lo + hi) / 2, (hi - lo) / 2
