@@ -15,14 +15,20 @@ export WORKBENCH_STACK="$stack"
 log "JupyterHub starting at http://127.0.0.1:$port (Ctrl-C stops it; 'make down' stops everything)"
 cd "$state_dir"
 # Job control: the hub gets a process group of its own, so Ctrl-C reaches this script, which
-# passes one SIGINT to the hub; the hub then stops its services and proxy itself. It stops each
-# service with SIGINT first and waits 10 s before SIGTERM, so SIGINT must not reach it ignored
-# (as it does when this script runs in the background): `env --default-signal` restores it.
+# passes SIGINT on to the hub (and its children, below); the hub then stops its services and
+# proxy itself. It stops each service with SIGINT first and waits 10 s before SIGTERM, so SIGINT
+# must not reach it ignored (as it does when this script runs in the background):
+# `env --default-signal` restores it.
 set -m
 umask 077  # the hub's database, cookie secret, pid files and job results: owner only
 env --default-signal=INT,QUIT jupyterhub -f "$REPO_ROOT/hub_config/jupyterhub_config.py" &
 hub=$!
-trap 'kill -INT $hub 2>/dev/null' INT TERM
+# The hub stops its services one after another, polling each with a growing back-off (seconds in
+# all); SIGINT to its children (proxy and services) at the same time lets it find them stopped.
+stop_hub() { kill -INT $hub $(cat /proc/$hub/task/*/children 2>/dev/null) 2>/dev/null || true; }
+trap stop_hub INT TERM
 while kill -0 $hub 2>/dev/null; do wait $hub || true; done
-# A hub stopped while it was still starting leaves its services running: stop what is left.
+wait $hub && exit 0
+# A hub that failed, or was stopped before it handled signals itself (while starting), leaves its
+# proxy and services running: stop what is left. A clean stop skips this (it takes seconds).
 env -u WORKBENCH_STACK workbench down --hub-only >/dev/null || true

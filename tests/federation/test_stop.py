@@ -92,9 +92,13 @@ def stops_within(stack, proc, seconds: float) -> float:
     before = stack_processes(stack["settings"])
     started = time.monotonic()
     os.kill(proc.pid, signal.SIGTERM)
-    wait_for(lambda: not stack_processes(stack["settings"]) and proc.poll() is not None, seconds, interval=0.1,
-             what=f"the hub, proxy and services to stop (were: {[p.command[:60] for p in before]}; "
-                  f"left: {stack_processes(stack['settings'])})")
+    try:
+        wait_for(lambda: not stack_processes(stack["settings"]) and proc.poll() is not None, seconds, interval=0.1)
+    except TimeoutError:
+        log = (stack["workdir"] / "run_hub.log").read_text()[-2000:]
+        raise AssertionError(f"{seconds} s after SIGTERM, run_hub.sh {'runs' if proc.poll() is None else 'ended'} "
+                             f"and these still run: {stack_processes(stack['settings'])} "
+                             f"(were: {[p.command[:60] for p in before]}); its log ends:\n{log}") from None
     return time.monotonic() - started
 
 

@@ -296,6 +296,11 @@ def main(argv=None) -> int:
     try:
         asyncio.run(_serve(app, host, port, prefix))
     finally:
+        # The stop signal often comes twice (from `make up`'s script and from the hub): a second
+        # SIGINT must not interrupt the shutdown, or FLARE's threads keep the process alive;
+        # SIGTERM still ends it at once.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         _shut_down(follower, manager)
     return 0
 
