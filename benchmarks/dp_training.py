@@ -54,7 +54,7 @@ def dataset_cases(workdir: Path, dataset: str, n: int, crop_size: int) -> list[d
                         shape=(32, 64, 64), seed=zlib.crc32(f"{dataset}/small".encode()))
         (folder / ".complete").write_text("")
     # cached in HU (the crops before `normalise`), so that a change of input window needs no re-reading
-    key = hashlib.sha1(f"{crop_size} {inspect.getsource(ft.prepare_cases)}".encode()).hexdigest()[:12]
+    key = hashlib.sha1(f"{crop_size} {inspect.getsource(ft.prepare_cases)} {inspect.getsource(ft.jitter)}".encode()).hexdigest()[:12]
     cache = folder.parent / f"{folder.name}.hu-cases-{key}.pkl"
     if cache.exists():
         raw = pickle.loads(cache.read_bytes())
@@ -98,7 +98,7 @@ def run(mode: str, params: dict, sites: dict[str, list[dict]], held_out: list[di
         metrics = server.end_round(round_)
         model = build_model()
         model.load_state_dict(server.weights)
-        metrics["held_out_dice"] = statistics.fmean(patient_dice(model, held_out, params["crop_size"], 8))
+        metrics["held_out_dice"] = statistics.fmean(patient_dice(model, held_out, params["crop_size"]))
         metrics["site_seconds"] = seconds
         metrics["dp_sgd"] = dp
         rows.append(metrics)

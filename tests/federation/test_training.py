@@ -9,8 +9,8 @@ pytestmark = pytest.mark.federation
 @pytest.fixture(scope="module")
 def trained(client_for, tmp_path_factory):
     fed = client_for("alice")
-    # One dataset per site: a site's first round indexes and crops every tumour of its datasets,
-    # then trains under DP-SGD; with 100 patients a site that takes ~40 s on 2 shared cores.
+    # One dataset per site, 100 patients each: a site's first round indexes and crops every tumour
+    # of its datasets, then trains under DP-SGD.
     job = fed.submit("federated-training", datasets=["lung-ct", "liver-ct", "liver-ct-site3"], rounds=3)
     job.wait(timeout=300, progress=False)
     return job, job.result(dest=tmp_path_factory.mktemp("model"))
@@ -28,14 +28,15 @@ def dice_on(weights: dict, demo_data, folder, crop_size: int) -> float:
     model = build_model()
     model.load_state_dict(weights)
     return float(np.mean(dice_scores(model, prepare_cases(SiteData(folder), ["lung-ct", "liver-ct"], crop_size),
-                                     crop_size, 8)))
+                                     crop_size)))
 
 
-def test_training_under_dp_sgd_runs_every_round_and_returns_a_trained_model(trained, demo_data, tmp_path):
-    """Every site trains every round and the global model changes. Whether it segments better is
-    measured here on the returned model against the job's initial one (the per-round Dice the
-    sites release is a noisy DP mean): at the demo's size and epsilon 8 it does not yet (Dice
-    0.006 before and after), which `benchmarks/dp_training.py` follows."""
+def test_dp_sgd_training_runs_every_round_and_its_model_segments_better_than_the_initial_one(trained, demo_data,
+                                                                                              tmp_path):
+    """Every site trains every round, and the returned model's Dice, measured here on the sites'
+    tumours, rises above the job's initial model's (the per-round Dice the sites release is a noisy
+    DP mean, too noisy to compare). At epsilon 8 per site the benchmark's held-out Dice after 3
+    rounds is 0.15-0.30 (initial model 0)."""
     import torch
 
     from imaging_workbench.federation.algorithms.federated_training import build_model
@@ -49,10 +50,9 @@ def test_training_under_dp_sgd_runs_every_round_and_returns_a_trained_model(trai
     torch.manual_seed(job.row["params"]["seed"])
     initial = build_model().state_dict()
     final = torch.load(result.model_file, weights_only=True)
-    assert any(not torch.equal(initial[k], final[k]) for k in initial)
     size = job.row["params"]["crop_size"]
     before, after = dice_on(initial, demo_data, tmp_path / "site", size), dice_on(final, demo_data, tmp_path / "site", size)
-    assert 0 <= before <= 1 and 0 <= after <= 1
+    assert after > before + 0.05, (before, after)
 
 
 def test_dp_sgd_spends_at_most_the_jobs_epsilon_and_each_ledger_holds_what_its_site_reported(trained, federation):

@@ -57,7 +57,7 @@ def panel():
 def test_form_is_generated_from_the_schema(panel):
     panel.algorithm.value = "federated-training"
     assert set(panel.fields) == set(ALGORITHMS["federated-training"].params)
-    assert panel.params()["rounds"] == 3 and panel.params()["crop_size"] == 32
+    assert panel.params()["rounds"] == 3 and panel.params()["crop_size"] == 16
 
 
 def test_submit_sends_datasets_and_parameters(panel):

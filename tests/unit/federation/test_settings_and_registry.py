@@ -73,7 +73,7 @@ def test_bad_parameters_are_named_one_by_one():
 
 def test_validated_parameters_are_completed_with_defaults():
     params = validate_params(get_algorithm("federated-training"), {"rounds": 2})
-    assert params["rounds"] == 2 and params["crop_size"] == 32
+    assert params["rounds"] == 2 and params["crop_size"] == 16
 
 
 def test_required_parameter_and_unknown_algorithm():

@@ -34,14 +34,14 @@ def hd95(pred: np.ndarray, label: np.ndarray) -> float | None:
 
 def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
     """Per-patient Dice and HD95 (bounded by their ranges), before release."""
-    margin, size = 8, params["crop_size"]
-    cases, model = cases_and_model(params, task, data, dataset_ids, state, margin)
+    size = params["crop_size"]
+    cases, model = cases_and_model(params, task, data, dataset_ids, state)
     # One case per patient (the first series): a patient then moves each mean by one value only.
     first = {}
     for case in cases:
         first.setdefault(case["patient"], case)
     scores, distances = [], []
-    for pred, label in predictions(model, list(first.values()), size, margin):
+    for pred, label in predictions(model, list(first.values()), size):
         scores.append(dice(pred, label))
         distance = hd95(pred, label)
         if distance is not None:
@@ -106,7 +106,7 @@ ALGORITHM = Algorithm(
     params={
         "model_job": {"type": "string", "required": True,
                       "description": "id of a finished federated-training job whose model to evaluate"},
-        "crop_size": {"type": "integer", "enum": [32, 48, 64], "default": 32,
+        "crop_size": {"type": "integer", "enum": [16, 32, 48, 64], "default": 16,
                       "description": "edge of the cubic crops (voxels); use the training value"},
         "epsilon": epsilon_param(1.0),
     },

@@ -100,9 +100,15 @@ def normalise(hu: np.ndarray) -> np.ndarray:
     return ((np.clip(hu, HU_LOW, HU_HIGH) - HU_LOW) / (HU_HIGH - HU_LOW)).astype(np.float32)
 
 
-def prepare_cases(data, dataset_ids, size: int, margin: int = 8) -> list[dict]:
-    """Per tumour case: a region (crop of 2*margin larger) around the tumours, kept in memory."""
-    cases = []
+def jitter(size: int) -> int:
+    """How far (voxels, each axis) a training crop of edge `size` moves around the tumours' centre:
+    the margin a case keeps around its centre crop."""
+    return size // 4
+
+
+def prepare_cases(data, dataset_ids, size: int) -> list[dict]:
+    """Per tumour case: a region (crop of 2 * jitter larger) around the tumours, kept in memory."""
+    margin, cases = jitter(size), []
     for case in data.tumour_cases(dataset_ids):
         mask = case.labels > 0
         if not mask.any():
@@ -115,13 +121,15 @@ def prepare_cases(data, dataset_ids, size: int, margin: int = 8) -> list[dict]:
     return cases
 
 
-def _centre(region: np.ndarray, size: int, margin: int) -> np.ndarray:
+def _centre(region: np.ndarray, size: int) -> np.ndarray:
+    margin = jitter(size)
     return region[margin:margin + size, margin:margin + size, margin:margin + size]
 
 
-def batch(cases, size, margin, rng, n):
+def batch(cases, size, rng, n):
     import torch
 
+    margin = jitter(size)
     picks = rng.integers(0, len(cases), size=n)
     images, labels = [], []
     for i in picks:
@@ -136,15 +144,15 @@ def batch(cases, size, margin, rng, n):
     return torch.from_numpy(np.stack(images)[:, None]), torch.from_numpy(np.stack(labels)[:, None])
 
 
-def predictions(model, cases, size: int, margin: int):
+def predictions(model, cases, size: int):
     """(prediction, label) masks of the model on each case's centre crop (threshold 0.5)."""
     import torch
 
     model.eval()
     with torch.no_grad():
         for case in cases:
-            image = torch.from_numpy(_centre(case["image"], size, margin).copy())[None, None]
-            label = _centre(case["label"], size, margin) > 0.5
+            image = torch.from_numpy(_centre(case["image"], size).copy())[None, None]
+            label = _centre(case["label"], size) > 0.5
             yield torch.sigmoid(model(image))[0, 0].numpy() > 0.5, label
 
 
@@ -153,23 +161,23 @@ def dice(pred: np.ndarray, label: np.ndarray) -> float:
     return float(2 * (pred & label).sum() / denom) if denom else 1.0
 
 
-def dice_scores(model, cases, size: int, margin: int) -> list[float]:
+def dice_scores(model, cases, size: int) -> list[float]:
     """Dice of the model on each case's centre crop."""
-    return [dice(pred, label) for pred, label in predictions(model, cases, size, margin)]
+    return [dice(pred, label) for pred, label in predictions(model, cases, size)]
 
 
-def site_state(params, data, dataset_ids, state, margin=8) -> list:
+def site_state(params, data, dataset_ids, state) -> list:
     import torch
 
     torch.set_num_threads(1)  # three sites share the machine's cores
     if "cases" not in state:
-        state["cases"] = prepare_cases(data, dataset_ids, params["crop_size"], margin)
+        state["cases"] = prepare_cases(data, dataset_ids, params["crop_size"])
     return state["cases"]
 
 
-def cases_and_model(params, task, data, dataset_ids, state, margin: int = 8) -> tuple[list, object]:
+def cases_and_model(params, task, data, dataset_ids, state) -> tuple[list, object]:
     """The site's tumour cases and the model with the task's weights (shared with evaluation)."""
-    cases = site_state(params, data, dataset_ids, state, margin)
+    cases = site_state(params, data, dataset_ids, state)
     if not cases:
         raise ValueError("this site has no CT series with tumour segmentations in the job's datasets")
     model = build_model()
@@ -185,9 +193,9 @@ def by_patient(cases: list[dict]) -> list[list[dict]]:
     return list(groups.values())
 
 
-def patient_dice(model, cases, size: int, margin: int) -> list[float]:
+def patient_dice(model, cases, size: int) -> list[float]:
     """The model's Dice per patient (mean over the patient's cases' centre crops)."""
-    scores = iter(dice_scores(model, cases, size, margin))
+    scores = iter(dice_scores(model, cases, size))
     groups: dict = {}
     for i, case in enumerate(cases):
         groups.setdefault(case.get("patient", i), []).append(next(scores))
@@ -230,7 +238,7 @@ def segmentation_loss(logits, labels, pos_weight: float = POS_WEIGHT):
     return tumour + background + soft_dice
 
 
-def _crop_dataset(patients: list[list[dict]], size: int, margin: int, seed: int):
+def _crop_dataset(patients: list[list[dict]], size: int, seed: int):
     """One item per patient: a random jittered, flipped crop of one of the patient's cases."""
     import torch
 
@@ -243,7 +251,7 @@ def _crop_dataset(patients: list[list[dict]], size: int, margin: int, seed: int)
 
         def __getitem__(self, i):
             cases = patients[i]
-            images, labels = batch(cases, size, margin, self.rng, 1)
+            images, labels = batch(cases, size, self.rng, 1)
             return images[0], labels[0]
 
     return Crops()
@@ -298,9 +306,8 @@ def train_dp_sgd(model, patients: list[list[dict]], params: dict, dp_epsilon: fl
     # be predictable from the job's public seed: both come from a secret seed; `seed` only drives
     # the crops' jitter and flips.
     torch.manual_seed(secrets.randbits(63))
-    size, margin = params["crop_size"], 8
     q = dp_sample_rate(params, n)
-    loader = torch.utils.data.DataLoader(_crop_dataset(patients, size, margin, seed),
+    loader = torch.utils.data.DataLoader(_crop_dataset(patients, params["crop_size"], seed),
                                          batch_size=min(params["batch_size"], n))
     # Plain SGD with momentum: Adam's per-coordinate scaling amplifies the noise.
     optimiser = torch.optim.SGD(model.parameters(), lr=params["dp_learning_rate"], momentum=0.9)
@@ -338,13 +345,12 @@ def train_plain(model, cases: list[dict], params: dict, seed: int) -> None:
     """Train `model` in place without DP: Adam on batches of jittered, flipped crops."""
     import torch
 
-    size, margin = params["crop_size"], 8
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
     model.train()
     for _ in range(params["local_steps"]):
-        images, labels = batch(cases, size, margin, rng, params["batch_size"])
+        images, labels = batch(cases, params["crop_size"], rng, params["batch_size"])
         optimiser.zero_grad()
         segmentation_loss(model(images), labels).mean().backward()
         optimiser.step()
@@ -354,10 +360,9 @@ def train_plain(model, cases: list[dict], params: dict, seed: int) -> None:
 def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
     """Dice of the global model per patient; with `train`, local training under the site's
     weights policy, its weights, its number of patients and (DP-SGD) the epsilon spent."""
-    margin = 8
     params = {**{k: v["default"] for k, v in PARAMS.items() if "default" in v}, **params}
-    cases, model = cases_and_model(params, task, data, dataset_ids, state, margin)
-    result = {"means": {"dice": {"values": patient_dice(model, cases, params["crop_size"], margin),
+    cases, model = cases_and_model(params, task, data, dataset_ids, state)
+    result = {"means": {"dice": {"values": patient_dice(model, cases, params["crop_size"]),
                                  "range": [0, 1]}}}
     if not task.get("train", True):
         return result
@@ -459,16 +464,18 @@ PRIVACY = ("per site and dataset, 10 % of the job's epsilon goes to the Dice mea
 PARAMS = {
     "rounds": {"type": "integer", "minimum": 1, "maximum": 20, "default": 3,
                "description": "federated rounds"},
-    "local_steps": {"type": "integer", "minimum": 1, "maximum": 500, "default": 15,
+    "local_steps": {"type": "integer", "minimum": 1, "maximum": 500, "default": 30,
                     "description": "optimizer steps per site per round"},
-    "crop_size": {"type": "integer", "enum": [32, 48, 64], "default": 32,
+    "crop_size": {"type": "integer", "enum": [16, 32, 48, 64], "default": 16,
                   "description": "edge of the cubic crops (voxels)"},
     "learning_rate": {"type": "number", "exclusive_minimum": 0, "maximum": 1, "default": 0.01,
                       "description": "Adam learning rate (training without DP)"},
-    "dp_learning_rate": {"type": "number", "exclusive_minimum": 0, "maximum": 1, "default": 0.1,
-                         "description": "SGD (momentum 0.9) learning rate under DP-SGD"},
-    "max_grad_norm": {"type": "number", "exclusive_minimum": 0, "maximum": 100, "default": 1.0,
-                      "description": "DP-SGD: clipping bound of each patient's gradient"},
+    "dp_learning_rate": {"type": "number", "exclusive_minimum": 0, "maximum": 1000, "default": 8.0,
+                         "description": "SGD (momentum 0.9) learning rate under DP-SGD; a step moves the weights by "
+                                        "about dp_learning_rate x max_grad_norm"},
+    "max_grad_norm": {"type": "number", "exclusive_minimum": 0, "maximum": 100, "default": 0.01,
+                      "description": "DP-SGD: clipping bound of each patient's gradient (small, so that every "
+                                     "patient's gradient is clipped and counts the same)"},
     "batch_size": {"type": "integer", "minimum": 1, "maximum": 64, "default": 40,
                    "description": "crops per optimizer step; under DP-SGD the expected (Poisson) batch: each patient is "
                                   "in a step with probability 1 / ceil(patients / batch_size)"},
