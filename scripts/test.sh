@@ -22,7 +22,8 @@ chmod 755 "$run_tmp"  # sandboxes (uid 1000) and PostgreSQL read fixtures below 
 failed=()
 tier() {  # tier NAME PYTEST-ARGS...
   local name="$1"; shift
-  if ! stage "tests-$name" python -m pytest --basetemp="$run_tmp/$name" "$@"; then
+  # --durations: the tier's slowest steps, so a test that grows shows before the run's limit.
+  if ! stage "tests-$name" python -m pytest --basetemp="$run_tmp/$name" --durations=8 "$@"; then
     failed+=("$name")
   fi
 }

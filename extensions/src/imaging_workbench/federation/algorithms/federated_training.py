@@ -17,6 +17,7 @@ least `min_count` training patients.
 
 import io
 import math
+import warnings
 
 import numpy as np
 
@@ -313,9 +314,12 @@ def train_dp_sgd(model, patients: list[list[dict]], params: dict, dp_epsilon: fl
     optimiser = torch.optim.SGD(model.parameters(), lr=params["dp_learning_rate"], momentum=0.9)
     model.train()
     generator = torch.Generator().manual_seed(secrets.randbits(63))
-    private, optimiser, loader = engine.make_private(
-        module=model, optimizer=optimiser, data_loader=loader, noise_multiplier=job["sigma"],
-        max_grad_norm=params["max_grad_norm"], poisson_sampling=True, noise_generator=generator)
+    with warnings.catch_warnings():
+        # Each round brings a new loader over the same patients, which the job's one accountant is for.
+        warnings.filterwarnings("ignore", "PrivacyEngine detected new dataset object")
+        private, optimiser, loader = engine.make_private(
+            module=model, optimizer=optimiser, data_loader=loader, noise_multiplier=job["sigma"],
+            max_grad_norm=params["max_grad_norm"], poisson_sampling=True, noise_generator=generator)
     assert abs(1 / len(loader) - q) < 1e-12  # the accountant's sample rate is the calibration's
     steps = 0
     while steps < params["local_steps"]:
