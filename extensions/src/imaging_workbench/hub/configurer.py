@@ -92,8 +92,12 @@ def update_services(c, settings: dict, extra_services: list[dict] = ()) -> None:
          "command": [sys.executable, "-m", "imaging_workbench.hub.access_service",
                      "--catalog-url", url, "--interval", str(box["revocation_interval"]),
                      "--audit-key-file", str(audit_key_file(settings))]},
+        # The hub stops a service with SIGINT, and with SIGTERM only after its interrupt timeout
+        # (about 30 s with its back-off). A hub started in the background passes SIGINT down ignored,
+        # and the culler sets no handler of its own: `env` restores the default (and execs, same pid).
         {"name": SERVICE_CULLER,
-         "command": [sys.executable, "-m", "jupyterhub_idle_culler", f"--timeout={box['idle_timeout']}"]},
+         "command": ["env", "--default-signal=INT", sys.executable, "-m", "jupyterhub_idle_culler",
+                     f"--timeout={box['idle_timeout']}"]},
         *extra_services,
     ]
     # Managed services get a fresh environment: the stack's mark lets `workbench down` find one
