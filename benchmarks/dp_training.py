@@ -195,7 +195,7 @@ def main():
                      + (f" (epsilon {r['epsilon_per_site']:.2f}/site)" if r["epsilon_per_site"] else ""))
         ax.plot([m["round"] for m in r["rounds"]], [m["held_out_dice"] for m in r["rounds"]], marker="o",
                 color=colours[r["mode"]], alpha=0.6, label=label)
-    ax.set_xlabel("round (weights after round - 1's training)")
+    ax.set_xlabel("round (the global model after that round's training; the last round only evaluates)")
     ax.set_ylabel("held-out Dice")
     ax.set_title(f"FedAvg, demo sites {sizes}")
     ax.legend()
