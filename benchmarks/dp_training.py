@@ -56,7 +56,8 @@ def dataset_cases(workdir: Path, dataset: str, n: int, crop_size: int) -> list[d
                         shape=(32, 64, 64), seed=zlib.crc32(f"{dataset}/small".encode()))
         (folder / ".complete").write_text("")
     # cached in HU (the crops before `normalise`), so that a change of input window needs no re-reading
-    key = hashlib.sha1(f"{crop_size} {inspect.getsource(ft.prepare_cases)} {inspect.getsource(ft.jitter)}".encode()).hexdigest()[:12]
+    source = inspect.getsource(ft.prepare_cases) + inspect.getsource(ft.jitter)
+    key = hashlib.sha1(f"{crop_size} {source}".encode()).hexdigest()[:12]
     cache = folder.parent / f"{folder.name}.hu-cases-{key}.pkl"
     if cache.exists():
         raw = pickle.loads(cache.read_bytes())

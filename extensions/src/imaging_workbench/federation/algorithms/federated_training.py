@@ -10,9 +10,9 @@ Dice before round 1, after each round, and the model.
 Weights leave a site only under its weights policy (`task["site_policy"]`, set by the site's
 executor): "dp-sgd" trains with Opacus (Poisson sampling of patients, per-patient gradient
 clipping, Gaussian noise calibrated once per job, for all its training rounds, to the job's
-DP-SGD epsilon by the RDP accountant; one accountant per job in the site's `state`, and each round
-reports the increase of the job's epsilon, so the rounds' charges add up to it); "min-count" trains without noise if the site has at
-least `min_count` training patients.
+DP-SGD epsilon by the RDP accountant; one accountant per job in the site's `state`, and each
+round reports the increase of the job's epsilon, so the rounds' charges add up to it);
+"min-count" trains without noise if the site has at least `min_count` training patients.
 """
 
 import io
@@ -31,8 +31,6 @@ OUTPUT_BIAS = -3.0  # the initial logit of every voxel: sigmoid(-3) ~ 5 % tumour
 ARCHITECTURE = (f"monai.networks.nets.UNet(spatial_dims=3, in_channels=1, out_channels=1, channels={CHANNELS}, "
                 f"strides={STRIDES}, num_res_units=1, norm=('group', {{'num_groups': 1}}))")
 RELEASE_SHARE = 0.1  # of the job's epsilon: the per-round Dice releases; the rest goes to DP-SGD
-POS_WEIGHT = 10.0  # of the tumour voxels in the cross-entropy
-LOSS = "balanced+dice"  # or "balanced", or "bce+dice" (POS_WEIGHT): see segmentation_loss
 LOGIT_SHIFT = 3.0  # the class-balanced cross-entropy sees logit + 3: a voxel is tumour only where it is sure
 ACCOUNTANT = "rdp"  # Opacus's Renyi-DP accountant, for both calibration and the epsilon spent
 
@@ -41,9 +39,9 @@ def build_model():
     """The one architecture of every mode: GroupNorm (no running statistics), which DP-SGD needs.
 
     One group per layer, as the top up-sampling block normalises a single channel. Few parameters
-    (about 1.5k: two levels, channels 4 and 8), as DP-SGD's noise grows with their number. The output starts at "little tumour"
-    (bias OUTPUT_BIAS) rather than at "tumour everywhere" or "nothing", which noisy training
-    otherwise spends its first steps undoing.
+    (about 1.5k: two levels, channels 4 and 8), as DP-SGD's noise grows with their number. The
+    output starts at "little tumour" (bias OUTPUT_BIAS) rather than at "tumour everywhere" or
+    "nothing", which noisy training otherwise spends its first steps undoing.
     """
     import torch
     from monai.networks.nets import UNet
@@ -189,18 +187,14 @@ def cases_and_model(params, task, data, dataset_ids, state) -> tuple[list, objec
 def by_patient(cases: list[dict]) -> list[list[dict]]:
     """The cases grouped by patient (in first-seen order): the unit of privacy."""
     groups: dict = {}
-    for i, case in enumerate(cases):
-        groups.setdefault(case.get("patient", i), []).append(case)
+    for case in cases:
+        groups.setdefault(case["patient"], []).append(case)
     return list(groups.values())
 
 
 def patient_dice(model, cases, size: int) -> list[float]:
     """The model's Dice per patient (mean over the patient's cases' centre crops)."""
-    scores = iter(dice_scores(model, cases, size))
-    groups: dict = {}
-    for i, case in enumerate(cases):
-        groups.setdefault(case.get("patient", i), []).append(next(scores))
-    return [float(np.mean(v)) for v in groups.values()]
+    return [float(np.mean(dice_scores(model, group, size))) for group in by_patient(cases)]
 
 
 class PrivacyBudgetExceeded(RuntimeError):
@@ -212,30 +206,23 @@ def check_epsilon(spent: float, allowed: float, tolerance: float = 1e-6) -> None
         raise PrivacyBudgetExceeded(f"DP-SGD spent epsilon {spent:.6g}, more than the {allowed:.6g} allowed")
 
 
-def segmentation_loss(logits, labels, pos_weight: float = POS_WEIGHT):
+def segmentation_loss(logits, labels):
     """One value per crop (shape [batch]), so that each crop's gradient depends on that crop only.
 
-    LOSS "balanced+dice" (the default): the cross-entropy's mean over the crop's tumour voxels plus
-    its mean over the background voxels, on logit + LOGIT_SHIFT, plus soft Dice. The classes count
-    equally, so a clipped per-crop gradient carries the tumour (~0.2 % of a crop's voxels) rather
-    than only "less tumour everywhere" (with "bce+dice", pos_weight 10, even noise-free clipped SGD
-    learnt nothing in 45 steps); the shift keeps the balanced loss from calling the background
+    The cross-entropy's mean over the crop's tumour voxels plus its mean over the background
+    voxels, on logit + LOGIT_SHIFT, plus soft Dice. The classes count equally, so a clipped
+    per-crop gradient carries the tumour (a few % of a crop's voxels) rather than only "less tumour
+    everywhere" (with a plain cross-entropy weighting tumour voxels 10x, even noise-free clipped
+    SGD learnt nothing in 45 steps); the shift keeps the balanced loss from calling the background
     tumour at threshold 0.5, and soft Dice rewards precision."""
-    import torch
     import torch.nn.functional as F
 
-    weight = torch.tensor(pos_weight, dtype=logits.dtype)
-    bce = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight, reduction="none")
-    prob = torch.sigmoid(logits)
     dims = tuple(range(1, logits.dim()))
+    prob = logits.sigmoid()
     soft_dice = 1 - (2 * (prob * labels).sum(dims) + 1) / (prob.sum(dims) + labels.sum(dims) + 1)
-    if LOSS == "bce+dice":
-        return bce.mean(dims) + soft_dice
     plain = F.binary_cross_entropy_with_logits(logits + LOGIT_SHIFT, labels, reduction="none")
     tumour = (plain * labels).sum(dims) / labels.sum(dims).clamp(min=1)
     background = (plain * (1 - labels)).sum(dims) / (1 - labels).sum(dims).clamp(min=1)
-    if LOSS == "balanced":
-        return tumour + background
     return tumour + background + soft_dice
 
 
