@@ -1,5 +1,6 @@
 """Federated training under DP-SGD (the demo sites' default weights policy): every round runs at
-every site, each site's ledger holds what it reports, the model comes back and can be evaluated."""
+every site, the model comes back segmenting better than it started, each site's ledger holds what
+it reports, and the model can be evaluated."""
 
 import pytest
 
@@ -33,12 +34,10 @@ def dice_on(models: list[dict], demo_data, folder, crop_size: int) -> list[float
     return scores
 
 
-def test_dp_sgd_training_runs_every_round_and_returns_a_changed_model(trained, demo_data, tmp_path):
-    """Every site trains every round and the returned model differs from the job's initial one;
-    its Dice on the sites' tumours is measured here and printed. Whether it rises is not asserted:
-    at epsilon 8 and 100 patients a site, DP-SGD's final model varies from Dice 0.01 to 0.25
-    between runs (0.017 before; 0.24 and 0.05 after in two runs of this test). The rise shows in
-    the medians of benchmarks/dp_training.py (170 patients a site)."""
+def test_dp_sgd_training_runs_every_round_and_its_model_segments_better(trained, demo_data, tmp_path):
+    """Every site trains every round, and the returned model's Dice on the sites' tumours, measured
+    here, rises well above the initial model's (about 0.02). In-process runs of this recipe at this
+    size and epsilon 8 ended between 0.11 and 0.30 held-out (benchmarks/dp_training.py has the medians)."""
     import torch
 
     from imaging_workbench.federation.algorithms.federated_training import build_model
@@ -52,10 +51,9 @@ def test_dp_sgd_training_runs_every_round_and_returns_a_changed_model(trained, d
     torch.manual_seed(job.row["params"]["seed"])
     initial = build_model().state_dict()
     final = torch.load(result.model_file, weights_only=True)
-    assert any(not torch.equal(initial[k], final[k]) for k in initial)
     before, after = dice_on([initial, final], demo_data, tmp_path, job.row["params"]["crop_size"])
-    assert 0 <= before <= 1 and 0 <= after <= 1
     print(f"Dice of the initial model {before:.3f}, of the trained one {after:.3f}")
+    assert after > before + 0.05, (before, after)
 
 
 def test_dp_sgd_spends_at_most_the_jobs_epsilon_and_each_ledger_holds_what_its_site_reported(trained, federation):

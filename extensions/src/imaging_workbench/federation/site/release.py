@@ -52,12 +52,15 @@ class Release:
     ledger: Ledger
 
 
-def _drill(local_dir: Path, point: str) -> None:
+def _drill(local_dir: Path, point: str, researcher: str) -> None:
+    """The site dies at `point` if its drill file names that point (and, after it, this job's
+    researcher, when it names one)."""
     import os
     import signal
 
     path = local_dir / DRILL_FILE
-    if path.is_file() and path.read_text().strip() == point:
+    words = path.read_text().split() if path.is_file() else []
+    if words[:1] == [point] and words[1:] in ([], [researcher]):
         os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)  # the site's client, started in a group of its own
         os._exit(70)
 
@@ -118,7 +121,7 @@ def run_task(task: dict, site: str, local_dir: Path, data, state: dict) -> Relea
         charge_ids = ledger.charge(task["job"], task["round"], researcher, dataset_ids, spent, spent_delta, policies)
     except BudgetExceeded as e:  # another job spent it meanwhile: nothing leaves
         raise Refusal(e.message, budget=_budget(ledger, researcher, policies), policy=effective.as_dict()) from None
-    _drill(local_dir, "after-charge")
+    _drill(local_dir, "after-charge", researcher)
     result["budget"] = _budget(ledger, researcher, policies)
     result["policy"] = effective.as_dict()
     return Release(result, charge_ids, ledger)
