@@ -61,15 +61,16 @@ def test_cohort_varies_patients_scanners_and_transfer_syntaxes(tmp_path):
                                                      "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.1"}
 
 
-def test_demo_dataset_is_world_readable_and_written_once(tmp_path):
+def test_demo_dataset_is_world_readable_and_written_once(small_lung_ct):
+    """On the session's lung-ct (generated through ensure_dataset once, for every test using it)."""
     spec = next(d for d in DEMO_DATASETS if d.id == "lung-ct")
-    folder, written = ensure_dataset(tmp_path, spec, "small")
+    folder = small_lung_ct
     info = json.loads((folder / MARKER).read_text())
-    assert written and info["n_patients"] == info["n_series"] == SIZES["small"][0]
+    assert info["n_patients"] == info["n_series"] == SIZES["small"][0]
     assert len([p for p in folder.iterdir() if p.is_dir()]) == SIZES["small"][0]
     assert all(p.stat().st_mode & stat.S_IROTH for p in folder.rglob("*"))
     assert all(p.stat().st_mode & stat.S_IXOTH for p in folder.rglob("*") if p.is_dir())
-    assert ensure_dataset(tmp_path, spec, "small") == (folder, False)
+    assert ensure_dataset(folder.parent, spec, "small") == (folder, False)
 
 
 def test_demo_datasets_give_every_site_ct_with_tumours():

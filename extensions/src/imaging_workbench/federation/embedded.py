@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import WorkbenchError
 from ..private_state import PRIVATE_DIR, PRIVATE_UMASK, open_private
+from ..process_tree import descendants
 from .protocol.allowlist import allow_list_status
 from .provision import ensure_embedded_kits
 from .settings import FederationSettings
@@ -71,23 +72,6 @@ def start_participant(settings: FederationSettings, name: str) -> int:
     with os.fdopen(open_private(_pid_file(settings, name)), "w") as f:
         f.write(str(proc.pid))
     return proc.pid
-
-
-def descendants(pid: int) -> list[int]:
-    """Every live process below `pid` (FLARE starts job processes in sessions of their own)."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
 
 
 def _kill_all(pids: list[int], sig) -> None:

@@ -55,13 +55,21 @@ class Release:
 def _drill(local_dir: Path, point: str, researcher: str) -> None:
     """The site dies at `point` if its drill file names that point (and, after it, this job's
     researcher, when it names one)."""
+    import contextlib
     import os
     import signal
+
+    from ...process_tree import descendants
 
     path = local_dir / DRILL_FILE
     words = path.read_text().split() if path.is_file() else []
     if words[:1] == [point] and words[1:] in ([], [researcher]):
-        os.killpg(os.getpgid(os.getppid()), signal.SIGKILL)  # the site's client, started in a group of its own
+        client = os.getppid()
+        for pid in descendants(client):  # the site's other jobs, each in a session of its own
+            if pid != os.getpid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        os.killpg(os.getpgid(client), signal.SIGKILL)  # the site's client, started in a group of its own
         os._exit(70)
 
 
