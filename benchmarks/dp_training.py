@@ -184,6 +184,7 @@ def main():
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(6, 4))
     colours = dict(zip(by_mode, ("tab:blue", "tab:orange", "tab:green")))
@@ -194,11 +195,14 @@ def main():
             labelled.add(r["mode"])
             label = (f"{r['mode']}, median {medians[r['mode']]:.2f}"
                      + (f" (epsilon {r['epsilon_per_site']:.2f}/site)" if r["epsilon_per_site"] else ""))
-        ax.plot([m["round"] for m in r["rounds"]], [m["held_out_dice"] for m in r["rounds"]], marker="o",
+        trained = r["rounds"][:-1]  # the last round only evaluates the model of the one before
+        ax.plot([m["round"] + 1 for m in trained], [m["held_out_dice"] for m in trained], marker="o",
                 color=colours[r["mode"]], alpha=0.6, label=label)
-    ax.set_xlabel("round (the global model after that round's training; the last round only evaluates)")
-    ax.set_ylabel("held-out Dice")
-    ax.set_title(f"FedAvg, demo sites {sizes}")
+    ax.set_xlabel("rounds of training")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel("held-out Dice of the global model")
+    ax.set_title("FedAvg on the demo sites (training patients: "
+                 + ", ".join(f"{site} {n}" for site, n in sizes.items()) + ")", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(RESULTS / "dp_training.png", dpi=120)

@@ -2,7 +2,8 @@
 JupyterHub, and the workbench-federation service as a process of its own, all started once.
 
 Fixture catalogue (session scope unless noted):
-    demo_data      the small demo cohorts (six datasets over site-1..site-3)
+    demo_data      the small demo cohorts (six datasets over site-1..site-3), written ahead by
+                   scripts/test.sh when it ran the tiers
     fed_env        deployment settings and a catalog with those datasets registered; alice, erin
                    and fay hold grants for all of them (erin and fay spend privacy budgets the
                    other tests must not see spent), bob for lung-ct only, carol for none
@@ -43,7 +44,10 @@ def pytest_collection_modifyitems(items):
 def demo_data(tmp_path_factory):
     from imaging_workbench.dicom import ensure_demo_data
 
-    out = tmp_path_factory.mktemp("demo-data")
+    from ..demo_data import DEMO_DATA_ENV
+
+    # Written ahead by scripts/test.sh while the earlier tiers ran, if it did; otherwise here.
+    out = os.environ.get(DEMO_DATA_ENV) or tmp_path_factory.mktemp("demo-data")
     return {spec.id: (spec, folder) for spec, folder, _ in ensure_demo_data(out, "small")}
 
 
@@ -57,7 +61,7 @@ def fed_env(tmp_path_factory, demo_data):
     settings = validate_settings(with_defaults({
         "state_dir": str(workdir / "state"),
         "hub": {"service_port": free_port()},
-        "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 60, "job_timeout": 300,
+        "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 45, "job_timeout": 300,
                        "min_count": 10},
     }))
     ctx = WorkbenchContext(settings, actor="steward")

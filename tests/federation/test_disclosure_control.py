@@ -81,9 +81,9 @@ def test_a_query_is_charged_to_every_dataset_it_touches(client_for, federation, 
 def test_jobs_submitted_at_once_never_overspend_and_the_refusal_names_the_budget(client_for, federation):
     fed = client_for("fay")
     with site_policy(federation, "site-2", dataset_limits("lung-ct-site2", epsilon_per_researcher=2.0)):
-        jobs = [None] * 4
+        jobs = [None] * 3  # each asks for half the budget: one too many
         threads = [threading.Thread(target=lambda i=i: jobs.__setitem__(
-            i, fed.submit("cohort-statistics", datasets=["lung-ct-site2"], epsilon=1.0))) for i in range(4)]
+            i, fed.submit("cohort-statistics", datasets=["lung-ct-site2"], epsilon=1.0))) for i in range(3)]
         for t in threads:
             t.start()
         for t in threads:
@@ -91,7 +91,7 @@ def test_jobs_submitted_at_once_never_overspend_and_the_refusal_names_the_budget
         for job in jobs:
             job.wait(timeout=240, progress=False)
     states = sorted(job.state for job in jobs)
-    assert states == ["failed", "failed", "finished", "finished"], [j.row["error"] for j in jobs]
+    assert states == ["failed", "finished", "finished"], [j.row["error"] for j in jobs]
     spent = sum(r["epsilon"] for r in charges(federation, "site-2", "fay", "lung-ct-site2"))
     assert spent <= 2.0 + 1e-9
     error = next(j.row["error"] for j in jobs if j.state == "failed")

@@ -18,6 +18,17 @@ QUERIES = 50
 CELL = ("age_band", "40-49")  # 30 patients over five bands: 6 in this one, under the minimum of 10
 
 
+class CohortReadOnce(SiteData):
+    """The site's real reader, its tumour cases kept after the first query: the attack is on the
+    release step (policy, ledger, OpenDP), and reading 30 CT series per query took 0.5 s."""
+
+    def tumour_cases(self, dataset_ids, limit=None):
+        key = (tuple(dataset_ids), limit)
+        if key not in self.__dict__.setdefault("_cases", {}):
+            self._cases[key] = list(super().tumour_cases(dataset_ids, limit))
+        return iter(self._cases[key])
+
+
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
     from imaging_workbench.dicom.synth import generate_cohort
@@ -33,7 +44,7 @@ def attack(cohort, local, policy: DatasetPolicy, epsilon: float, queries: int = 
     local.mkdir()
     write_site_datasets(local, {"lung-ct": str(cohort)})
     write_policy_if_missing(local, policy, sorted(ALGORITHMS))
-    data, algorithm = SiteData(local), get_algorithm("cohort-statistics")
+    data, algorithm = CohortReadOnce(local), get_algorithm("cohort-statistics")
     params = validate_params(algorithm, {"epsilon": epsilon})
     task = {"algorithm": algorithm.id, "params": params, "site_datasets": {"site-1": ["lung-ct"]}, "round": 0,
             "rounds": 1, "researcher": "mallory"}
