@@ -33,7 +33,7 @@ class HubProcess:
         self.workdir = workdir
         self.port = free_port()
         hub = {"ip": "127.0.0.1", "port": self.port, "api_ip": api_ip, "api_port": free_port(),
-               "proxy_api_port": free_port(), "service_port": free_port()}
+               "proxy_api_port": free_port(), "service_port": free_port(), "portal_port": free_port()}
         self.settings = {**settings, "hub": {**settings.get("hub", {}), **hub}}
         self.settings_file = workdir / "workbench.yaml"
         self.settings_file.write_text(yaml.safe_dump(self.settings))

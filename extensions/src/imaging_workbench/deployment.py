@@ -28,6 +28,8 @@ DEFAULTS: dict = {
         "output_checkers": [],   # airlock reviews
         "clinicians": [],        # open shared dashboards
     },
+    # Access requests made in the portal: the longest access anyone may ask for.
+    "access": {"max_days": 365},
     # HMAC key of the audit trail, kept apart from the database (default: <state_dir>/audit.key).
     "audit_key_file": None,
     "hub": {
@@ -37,6 +39,7 @@ DEFAULTS: dict = {
         "api_port": 8081,
         "proxy_api_port": 8001,
         "service_port": 8090,
+        "portal_port": 8091,
         "authenticator": "workbench",
     },
     "sandbox": {

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 
 from .catalog.datasets import ID_RE as DATASET_ID_RE
+from .catalog.grants import MAX_DAYS
 from .federation.settings import SITE_NAME_RE
 
 DEMO_SIZES = ["small", "demo", "full"]  # the keys of dicom.demo.SIZES (a unit test keeps them equal)
@@ -71,6 +72,12 @@ ROLES = _section("Who may do what beyond researching (every account is a researc
     "clinicians": _doc("users", "Users who may open the dashboards shared with them."),
 })
 
+ACCESS = _section("Access requests: researchers ask in the portal, each dataset's stewards decide.", {
+    "max_days": {"type": "integer", "minimum": 1, "maximum": MAX_DAYS,
+                 "title": f"a whole number of days from 1 to {MAX_DAYS}",
+                 "description": "The longest access a researcher may request; stewards may approve less."},
+})
+
 HUB = _section("Where JupyterHub, its proxy and the hub services listen, and who logs in.", {
     "ip": _doc("ip", "Address the proxy listens on for browsers (0.0.0.0: every interface)."),
     "port": _doc("port", "Port the proxy listens on for browsers."),
@@ -80,6 +87,8 @@ HUB = _section("Where JupyterHub, its proxy and the hub services listen, and who
     "proxy_api_port": _doc("port", "Port of the proxy's REST API, on 127.0.0.1."),
     "service_port": _doc("port", "Port of the workbench-federation hub service, on the hub API's address "
                                  "(federation.service_port overrides it)."),
+    "portal_port": _doc("port", "Port of the workbench-portal hub service, on 127.0.0.1 (browsers reach it "
+                                "through the proxy)."),
     "authenticator": _doc("text", "Login: \"workbench\" (local accounts) or a registered JupyterHub "
                                   "authenticator such as \"generic-oauth\" set up in jupyterhub_config.d/."),
 })
@@ -163,6 +172,7 @@ SCHEMA = {
                          "title": "a SQLAlchemy URL such as postgresql+psycopg://user@host/db, or null",
                          "description": "The catalog database; null: SQLite file in state_dir."},
         "roles": ROLES,
+        "access": ACCESS,
         "audit_key_file": {"type": ["string", "null"], "minLength": 1, "title": "a file path, or null",
                            "description": "HMAC key of the audit trail, kept apart from the database "
                                           "(null: <state_dir>/audit.key)."},

@@ -11,7 +11,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, Column, Integer, MetaData, String, Table, create_engine, inspect, select, text
+from sqlalchemy import (JSON, Column, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, inspect,
+                        select, text)
 from sqlalchemy.orm import Session
 
 from imaging_workbench.catalog import audit
@@ -26,18 +27,30 @@ pytestmark = pytest.mark.usefixtures("database_url")
 T0 = utcnow().replace(microsecond=123456) - timedelta(days=30)
 
 
-LATER_TABLES = ("federation_site_policies", "federation_budgets")  # added by revision 0003
+LATER_TABLES = ("federation_site_policies", "federation_budgets",  # added by revision 0003
+                "access_requests", "access_request_items")         # added by revision 0004
 
 
 def previous_release_metadata() -> MetaData:
     """What the release before migrations made with create_all: today's models, except that
-    audit_events had neither `scheme` nor `dataset` (revision 0002), and the federation's site
-    reports did not exist (revision 0003). When a later revision changes another table, freeze
-    that table's old shape here too."""
+    audit_events had neither `scheme` nor `dataset` (revision 0002), the federation's site
+    reports did not exist (revision 0003), nor access requests, nor grants' `mode`, `conditions`
+    and `request_id` (revision 0004). When a later revision changes another table, freeze that
+    table's old shape here too."""
     old = MetaData()
     for table in catalog_metadata().sorted_tables:
-        if table.name not in ("audit_events", *LATER_TABLES):
+        if table.name not in ("audit_events", "grants", *LATER_TABLES):
             table.to_metadata(old)
+    Table("grants", old,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("user", String(128), ForeignKey("accounts.name"), nullable=False, index=True),
+          Column("dataset_id", String(64), ForeignKey("datasets.id"), nullable=False, index=True),
+          Column("granted_by", String(128), nullable=False),
+          Column("purpose", Text, nullable=False),
+          Column("granted_at", UTCDateTime, nullable=False),
+          Column("expires_at", UTCDateTime, nullable=False),
+          Column("revoked_at", UTCDateTime, nullable=True),
+          Column("revoked_by", String(128), nullable=True))
     Table("audit_events", old,
           Column("id", Integer, primary_key=True, autoincrement=True),
           Column("at", UTCDateTime, nullable=False),

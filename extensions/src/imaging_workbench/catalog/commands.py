@@ -1,7 +1,7 @@
-"""CLI: datasets, users, grants, access and the audit trail."""
+"""CLI: datasets, users, grants, access requests, access and the audit trail."""
 
 from ..output import print_rows
-from . import accounts, audit, audit_head, datasets, grants
+from . import access_requests, accounts, audit, audit_head, datasets, grants
 
 DATASET_COLUMNS = ["id", "title", "cancer_type", "modality", "body_part", "site", "n_subjects", "n_series"]
 
@@ -49,8 +49,9 @@ def _users_add(ctx, args):
 
 def _grant(ctx, args):
     with ctx.session() as s:
-        g = grants.grant_access(s, ctx.actor, args.user, args.dataset, args.days, args.purpose)
-    print(f"granted {g.user} read access to {g.dataset_id} until {g.expires_at:%Y-%m-%d %H:%M} UTC")
+        g = grants.grant_access(s, ctx.actor, args.user, args.dataset, args.days, args.purpose, mode=args.mode)
+    how = "read access to" if g.mode == grants.SANDBOX else "federated-only access to"
+    print(f"granted {g.user} {how} {g.dataset_id} until {g.expires_at:%Y-%m-%d %H:%M} UTC")
 
 
 def _revoke(ctx, args):
@@ -65,7 +66,33 @@ def _access(ctx, args):
         if args.user:
             accounts.get_account(s, args.user)
         rows = [g.as_dict() for g in grants.live_grants(s, args.user)]
-    print_rows(rows, ["user", "dataset_id", "purpose", "granted_by", "granted_at", "expires_at"], args.json)
+    print_rows(rows, ["user", "dataset_id", "mode", "purpose", "granted_by", "granted_at", "expires_at"], args.json)
+
+
+def _requests_list(ctx, args):
+    with ctx.session() as s:
+        if args.user:
+            accounts.get_account(s, args.user)
+        rows = [r.as_dict() for r in access_requests.requests_of(s, args.user)]
+    if not args.json:  # the table's one cell for the items: lung-ct:approved,liver-mr:pending
+        for row in rows:
+            row["datasets"] = [f"{i['dataset_id']}:{i['state']}" for i in row["items"]]
+    print_rows(rows, ["id", "requester", "project", "mode", "requested_days", "state", "datasets", "created_at"],
+               args.json)
+
+
+def _requests_show(ctx, args):
+    with ctx.session() as s:
+        request = access_requests.get_request(s, args.id).as_dict()
+    if args.json:
+        return print_rows([request], [], as_json=True)
+    print_rows([request], ["id", "requester", "project", "mode", "requested_days", "state", "created_at",
+                           "withdrawn_at"])
+    print(f"purpose: {request['purpose']}\n")
+    for item in request["items"]:
+        item["conditions"] = access_requests.describe_conditions(item["conditions"])
+    print_rows(request["items"], ["dataset_id", "state", "decided_by", "decided_at", "days", "conditions", "reason",
+                                  "responded_at", "grant_id"])
 
 
 def _audit(ctx, args):
@@ -136,6 +163,8 @@ def register(subparsers) -> None:
     p.add_argument("dataset")
     p.add_argument("--days", type=int, required=True)
     p.add_argument("--purpose", required=True)
+    p.add_argument("--mode", choices=grants.MODES, default=grants.SANDBOX,
+                   help="sandbox: mounted read-only in the user's servers; federated: only federated jobs use it")
     p.set_defaults(handler=_grant)
     p = subparsers.add_parser("revoke", help="withdraw USER's access to DATASET")
     p.add_argument("user")
@@ -145,6 +174,16 @@ def register(subparsers) -> None:
     p.add_argument("user", nargs="?")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_access)
+    rq = subparsers.add_parser("requests", help="access requests, as the portal shows them").add_subparsers(
+        dest="requests_command", required=True, metavar="ACTION")
+    p = rq.add_parser("list", help="access requests, newest first, with each dataset's state")
+    p.add_argument("--user", help="only this requester's")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_requests_list)
+    p = rq.add_parser("show", help="one access request: its terms and each dataset's decision")
+    p.add_argument("id", type=int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_requests_show)
     p = subparsers.add_parser("audit", help="show or verify the audit trail")
     p.add_argument("--verify", action="store_true", help="check every row's MAC and link; exit 2 if tampered")
     p.add_argument("--head", metavar="FILE", help="with --verify: also check the trail still holds this head")

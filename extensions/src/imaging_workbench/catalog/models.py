@@ -2,7 +2,7 @@
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -73,6 +73,11 @@ class Grant(Base):
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    # "sandbox": mounted read-only in the user's servers; "federated": only federated jobs use it.
+    mode: Mapped[str] = mapped_column(String(16), default="sandbox", server_default="sandbox")
+    # A steward's conditions ({text, federated_only, no_weights, min_count}); {} for none.
+    conditions: Mapped[dict] = mapped_column(JSON, default=dict, server_default="{}")
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("access_requests.id"), nullable=True)
 
     dataset: Mapped[Dataset] = relationship(back_populates="grants")
 
@@ -82,7 +87,73 @@ class Grant(Base):
     def as_dict(self) -> dict:
         return {c: getattr(self, c) for c in (
             "id", "user", "dataset_id", "granted_by", "purpose", "granted_at", "expires_at",
-            "revoked_at", "revoked_by")}
+            "revoked_at", "revoked_by", "mode", "conditions", "request_id")}
+
+
+# An item's states: a steward decides a pending one; the requester answers an approved one.
+PENDING, APPROVED, REFUSED, ACCEPTED, DECLINED = "pending", "approved", "refused", "accepted", "declined"
+
+
+class AccessRequest(Base):
+    """A researcher's request for one or more datasets, for a project and purpose, in one mode."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    requester: Mapped[str] = mapped_column(ForeignKey("accounts.name"), index=True)
+    project: Mapped[str] = mapped_column(String(200))
+    purpose: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(16))
+    requested_days: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    items: Mapped[list["AccessRequestItem"]] = relationship(
+        back_populates="request", order_by="AccessRequestItem.id")
+
+    @property
+    def state(self) -> str:
+        """The whole request's state: "pending" while a steward has yet to decide, "awaiting-requester"
+        while an approval awaits the requester's answer, else "closed" (also once withdrawn)."""
+        states = {item.state for item in self.items}
+        if self.withdrawn_at is not None:
+            return "closed"
+        if PENDING in states:
+            return "pending"
+        return "awaiting-requester" if APPROVED in states else "closed"
+
+    def as_dict(self) -> dict:
+        return {**{c: getattr(self, c) for c in (
+            "id", "requester", "project", "purpose", "mode", "requested_days", "created_at", "withdrawn_at",
+            "state")}, "items": [item.as_dict() for item in self.items]}
+
+
+class AccessRequestItem(Base):
+    """One dataset of an access request, decided by that dataset's steward."""
+
+    __tablename__ = "access_request_items"
+    __table_args__ = (UniqueConstraint("request_id", "dataset_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("access_requests.id"), index=True)
+    # No foreign keys to datasets or grants: a request stays on record after its dataset (and
+    # with it the dataset's grants) is removed from the catalog.
+    dataset_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16), default=PENDING)
+    decided_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    conditions: Mapped[dict] = mapped_column(JSON, default=dict)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    responded_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    grant_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    request: Mapped[AccessRequest] = relationship(back_populates="items")
+
+    def as_dict(self) -> dict:
+        return {c: getattr(self, c) for c in (
+            "id", "request_id", "dataset_id", "state", "decided_by", "decided_at", "days", "conditions",
+            "reason", "responded_at", "grant_id")}
 
 
 class ServerMount(Base):

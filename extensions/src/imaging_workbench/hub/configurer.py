@@ -121,13 +121,27 @@ def update_roles(c, settings: dict) -> None:
     ]
 
 
+def workbench_services(settings: dict) -> list[dict]:
+    """The workbench's own hub services, federation first (`update_services` takes them).
+
+    Sandboxes call the federation service, so it listens on the hub API's address; only browsers
+    use the portal, through the proxy on this machine, so it listens on loopback (hub.portal_port).
+    """
+    from ..federation.hub import service as federation
+    from ..portal import service as portal
+
+    return [*federation.hub_services(settings, hub_api_ip(settings)),
+            *portal.hub_services(settings, "127.0.0.1")]
+
+
 def configure(c, settings: dict) -> None:
     """Apply all the deployment settings to JupyterHub's config object `c`."""
-    from ..federation.hub.service import hub_services
+    from ..federation.hub.service import SERVICE_NAME as FEDERATION
 
-    services = hub_services(settings, hub_api_ip(settings))
+    services = workbench_services(settings)
+    federation_url = next((s["url"] for s in services if s["name"] == FEDERATION), "")
     update_hub(c, settings)
     update_auth(c, settings)
-    update_spawner(c, settings, federation_url=services[0]["url"] if services else "")
+    update_spawner(c, settings, federation_url=federation_url)
     update_services(c, settings, services)
     update_roles(c, settings)

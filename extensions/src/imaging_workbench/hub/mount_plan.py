@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..catalog.dataset_paths import check_registered
-from ..catalog.grants import live_grants
+from ..catalog.grants import FEDERATED, SANDBOX, live_grants
 from ..catalog.models import Grant
 from ..errors import WorkbenchError
 from . import profiles as profile_rules
@@ -49,7 +49,8 @@ class MountPlan:
 
 def granted_datasets(session: Session, user: str, only: list[str] | None = None,
                      state_dir: str | None = None) -> dict[str, str]:
-    """dataset id -> host folder for `user`'s live grants (restricted to `only` when given).
+    """dataset id -> host folder for `user`'s live sandbox grants (restricted to `only` when given);
+    federated grants mount nothing.
 
     Each folder is checked again, cheaply (no walk): it must still resolve to the path
     registered and not be a system folder, nor in the deployment's `state_dir` when one is given
@@ -59,7 +60,7 @@ def granted_datasets(session: Session, user: str, only: list[str] | None = None,
         WorkbenchError: a granted dataset's folder is missing, unreadable or refused (the spawn stops).
     """
     mounts = {}
-    for grant in live_grants(session, user):
+    for grant in live_grants(session, user, modes=(SANDBOX,)):
         if only is not None and grant.dataset_id not in only:
             continue
         try:
@@ -92,12 +93,12 @@ def plan_server(session: Session, user: str, server_name: str = "", kind: str = 
 
 
 def lost_datasets(session: Session, user: str, mounted: list[str]) -> dict[str, str]:
-    """Of the datasets a running server of `user` mounts, those no longer granted now, each with
-    why ("revoked" or "expired")."""
-    live = {g.dataset_id for g in live_grants(session, user)}
-    lost = {}
-    for dataset_id in sorted(set(mounted) - live):
+    """Of the datasets a running server of `user` mounts, those no longer granted for a sandbox now,
+    each with why ("revoked", "expired", or "federated only": the grant now in force mounts nothing)."""
+    live = {g.dataset_id: g.mode for g in live_grants(session, user)}
+    lost = {dataset_id: "federated only" for dataset_id in mounted if live.get(dataset_id) == FEDERATED}
+    for dataset_id in sorted(set(mounted) - live.keys()):
         latest = session.scalars(select(Grant).where(Grant.user == user, Grant.dataset_id == dataset_id)
                                  .order_by(Grant.granted_at.desc()).limit(1)).first()
         lost[dataset_id] = "revoked" if latest is None or latest.revoked_at is not None else "expired"
-    return lost
+    return dict(sorted(lost.items()))

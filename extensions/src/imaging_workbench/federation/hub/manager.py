@@ -18,13 +18,13 @@ from sqlalchemy import select
 
 from ...catalog import audit
 from ...catalog.datasets import datasets_by_id
-from ...catalog.grants import require_grants
+from ...catalog.grants import live_grants, require_grants
 from ...clock import utcnow
 from ...errors import NotFound, WorkbenchError
 from ..algorithms import get_algorithm
 from ..protocol.disclosure import suppress_below
 from ..protocol.params import validate_params
-from ..protocol.policy import DatasetPolicy, request_problems, stricter
+from ..protocol.policy import WEIGHTS_MODES, DatasetPolicy, request_problems, stricter
 from ..settings import FederationSettings
 from .flare_session import FlareAdmin, SharedSession, download_result, job_state, read_result
 from .job_folders import job_name, write_job
@@ -42,6 +42,20 @@ class BadRequest(WorkbenchError):
     def __init__(self, message, hint=None, errors=None):
         super().__init__(message, hint)
         self.errors = errors or {}
+
+
+def grant_conditions(session, user: str, datasets) -> dict[str, dict]:
+    """The conditions of `user`'s live grants on `datasets`, as sites apply them on top of their own
+    policy (`protocol.policy.stricter`): {dataset: {min_count, weights}}, datasets without any left out."""
+    conditions = {}
+    for grant in live_grants(session, user):
+        given = grant.conditions or {}
+        # WEIGHTS_MODES is strictest first: its first mode lets no model weights leave.
+        terms = {"min_count": given.get("min_count"), "weights": WEIGHTS_MODES[0] if given.get("no_weights") else None}
+        terms = {key: value for key, value in terms.items() if value is not None}
+        if grant.dataset_id in datasets and terms:
+            conditions[grant.dataset_id] = terms
+    return conditions
 
 
 def public_result(result: dict, min_count: int) -> dict:
@@ -114,13 +128,15 @@ class JobManager:
                              errors={"model_job": f"job {model_job} has no finished model"})
         return path.read_bytes()
 
-    def _check_site_policies(self, session, algorithm, params: dict, site_datasets: dict) -> None:
+    def _check_site_policies(self, session, algorithm, params: dict, site_datasets: dict, conditions: dict) -> None:
         """400 naming each field outside the policy a site last reported for a dataset (under the
-        hub's own minimum count); the site checks again, and alone decides where it never reported."""
+        hub's own minimum count and the grant's `conditions`); the site checks again, and alone
+        decides where it never reported."""
         errors = {}
         for site, dataset_ids in sorted(site_datasets.items()):
             for dataset_id, reported in sorted(reported_policies(session, site, dataset_ids).items()):
                 policy = stricter(DatasetPolicy.from_dict(reported), {"min_count": self.settings.min_count})
+                policy = stricter(policy, conditions.get(dataset_id) or {})
                 for name, problem in request_problems(algorithm.id, params, policy).items():
                     errors.setdefault(name, f"{site} ({dataset_id}): {problem}")
         if errors:
@@ -148,7 +164,8 @@ class JobManager:
         job_id = uuid.uuid4().hex[:12]
         with self.ctx.session() as s:
             site_datasets = self._site_datasets(s, user, datasets)
-            self._check_site_policies(s, algorithm, full, site_datasets)
+            conditions = grant_conditions(s, user, datasets)
+            self._check_site_policies(s, algorithm, full, site_datasets, conditions)
             model = self._model_bytes(s, user, full["model_job"]) if algorithm.id == "federated-evaluation" else None
             job = FederatedJob(id=job_id, user=user, algorithm=algorithm.id, version=algorithm.version, params=full,
                                datasets=list(dict.fromkeys(datasets)), site_datasets=site_datasets,
@@ -160,7 +177,8 @@ class JobManager:
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 folder = write_job(Path(tmp), algorithm, full, site_datasets, self.settings,
-                                   job_name(algorithm.id, job_id), model, researcher=user, job_id=job_id)
+                                   job_name(algorithm.id, job_id), model, researcher=user, job_id=job_id,
+                                   conditions=conditions)
                 flare_id = self.flare.call(lambda sess: sess.submit_job(str(folder)))
         except Exception as e:  # noqa: BLE001 - the job must still reach a final state
             message = getattr(e, "message", None) or f"{type(e).__name__}: {e}"

@@ -34,6 +34,7 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from ...errors import NotFound, WorkbenchError
+from ...hub.serving import serve_until_stopped
 from ..algorithms import ALGORITHMS
 from ..settings import FederationSettings, federation_settings
 from .manager import BadRequest, Forbidden, JobManager
@@ -294,7 +295,7 @@ def main(argv=None) -> int:
     host = args.host or settings.host
     port = args.port or settings.service_port
     try:
-        asyncio.run(_serve(app, host, port, prefix))
+        asyncio.run(serve_until_stopped(app, host, port, prefix, log))
     finally:
         # The stop signal often comes twice (from `make up`'s script and from the hub): a second
         # SIGINT must not interrupt the shutdown, or FLARE's threads keep the process alive;
@@ -320,17 +321,6 @@ def _shut_down(follower: Follower, manager: JobManager, grace: float = 0.5) -> N
         log.warning("FLARE session not closed within %.0f s (threads %s); exiting anyway", grace, stuck)
         logging.shutdown()
         os._exit(0)
-
-
-async def _serve(app, host: str, port: int, prefix: str) -> None:
-    server = app.listen(port, address=host)
-    log.info("workbench-federation listening on http://%s:%s%s", host, port, prefix)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.stop()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The `workbench-portal` hub service: dataset catalogue, access requests and reviews, my access."""

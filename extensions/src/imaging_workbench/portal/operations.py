@@ -1,0 +1,125 @@
+"""What the portal does for the person signed in, each step one catalog transaction.
+
+The pages and the REST API both call these, so a page and its API answer alike. Every check of
+who may do what is the catalog's (catalog/access_requests.py, hub/roles.py); this module only
+adds who may *see* a request: its requester and the stewards of its datasets.
+"""
+
+from sqlalchemy import select
+
+from ..catalog import access_requests
+from ..catalog.datasets import datasets_by_id, list_datasets
+from ..catalog.grants import SANDBOX, live_grants
+from ..catalog.models import ServerMount
+from ..hub import roles
+from .catalogue import facets, matches, public_view
+
+
+class Portal:
+    """The portal's operations over the catalog of a WorkbenchContext (`ctx`)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    @property
+    def roles_settings(self) -> dict:
+        return self.ctx.settings["roles"]
+
+    @property
+    def max_days(self) -> int:
+        return self.ctx.settings["access"]["max_days"]
+
+    def is_steward(self, user: str) -> bool:
+        return roles.normalize(user) in roles.members(self.roles_settings, roles.STEWARD)
+
+    def catalogue(self, q: str = "", **filters: str) -> dict:
+        """{"datasets": the public views passing the search, "facets": the filters' values over all}."""
+        with self.ctx.session() as s:
+            rows = [public_view(d, self.roles_settings) for d in list_datasets(s)]
+        return {"datasets": [row for row in rows if matches(row, q, **filters)], "facets": facets(rows)}
+
+    def submit(self, user: str, datasets, project, purpose, mode, days) -> dict:
+        with self.ctx.session() as s:
+            made = access_requests.submit_request(s, user, datasets, project, purpose, mode, days, self.max_days)
+            return made.as_dict()
+
+    def my_requests(self, user: str) -> list[dict]:
+        with self.ctx.session() as s:
+            return [r.as_dict() for r in access_requests.requests_of(s, user)]
+
+    def request(self, user: str, request_id: int) -> dict:
+        """One request as its requester or a steward of one of its datasets sees it; each item says
+        whether `user` may decide it (`may_decide`) and the dataset's title.
+
+        Raises:
+            NotAllowed: `user` is neither.
+        """
+        with self.ctx.session() as s:
+            request = access_requests.get_request(s, request_id)
+            ids = [item.dataset_id for item in request.items]
+            stewarded = {d for d in ids if roles.is_steward(self.roles_settings, user, d)}
+            if roles.normalize(user) != roles.normalize(request.requester) and not stewarded:
+                raise access_requests.NotAllowed(
+                    f"access request {request_id} is neither {user}'s nor for a dataset they steward",
+                    "see your own requests on the 'My access' page")
+            titles = {d.id: d.title for d in datasets_by_id(s, ids).values()}
+            view = request.as_dict()
+            for item in view["items"]:
+                item["title"] = titles.get(item["dataset_id"], item["dataset_id"])
+                item["may_decide"] = (item["state"] == "pending" and view["state"] == "pending"
+                                      and roles.may_review(self.roles_settings, user, request.requester, "access",
+                                                           item["dataset_id"]))
+            return view
+
+    def review(self, user: str) -> list[dict]:
+        """The undecided items `user` may decide, each with its request (without the other items).
+
+        Raises:
+            NotAllowed: `user` stewards no dataset.
+        """
+        if not self.is_steward(user):
+            raise access_requests.NotAllowed(
+                f"{user} is not a data steward",
+                "reviews are for the stewards the deployment settings name (roles.stewards)")
+        with self.ctx.session() as s:
+            items = access_requests.pending_for(s, self.roles_settings, user)
+            titles = {d.id: d.title for d in datasets_by_id(s, {i.dataset_id for i in items}).values()}
+            return [{**item.as_dict(), "title": titles.get(item.dataset_id, item.dataset_id),
+                     "request": {k: v for k, v in item.request.as_dict().items() if k != "items"}}
+                    for item in items]
+
+    def decide(self, user: str, request_id: int, dataset_id, approve: bool, days=None, conditions=None,
+               reason="") -> dict:
+        with self.ctx.session() as s:
+            item = access_requests.decide(s, self.roles_settings, user, request_id, dataset_id, approve, days,
+                                          conditions, reason)
+            return item.as_dict()
+
+    def respond(self, user: str, request_id: int, accept: bool) -> dict:
+        with self.ctx.session() as s:
+            made = access_requests.respond(s, user, request_id, accept)
+            request = access_requests.get_request(s, request_id)
+            return {"request": request.as_dict(), "grants": [g.as_dict() for g in made]}
+
+    def withdraw(self, user: str, request_id: int) -> dict:
+        with self.ctx.session() as s:
+            return access_requests.withdraw(s, user, request_id).as_dict()
+
+    def access(self, user: str) -> dict:
+        """`user`'s live grants (dataset, title, mode, expiry, conditions) and `restart_for`: the
+        sandbox grants their running server does not mount yet (a restart mounts them)."""
+        with self.ctx.session() as s:
+            live = live_grants(s, user)
+            rows = [{**g.as_dict(), "title": g.dataset.title} for g in live]
+            return {"grants": rows, "restart_for": _not_yet_mounted(s, user, live)}
+
+
+def _not_yet_mounted(session, user: str, live) -> list[str]:
+    """Sandbox grants missing from `user`'s running default server; none when no server runs
+    (the next start mounts everything granted)."""
+    running = session.scalars(select(ServerMount).where(
+        ServerMount.user == user, ServerMount.server_name == "", ServerMount.stopped_at.is_(None))).all()
+    if not running:
+        return []
+    mounted = {d for mount in running for d in mount.datasets}
+    return sorted({g.dataset_id for g in live if g.mode == SANDBOX} - mounted)
