@@ -201,7 +201,7 @@ def main():
     ax.set_xlabel("rounds of training")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel("held-out Dice of the global model")
-    ax.set_title("FedAvg on the demo sites (training patients: "
+    ax.set_title("FedAvg on the demo sites\n(training patients: "
                  + ", ".join(f"{site} {n}" for site, n in sizes.items()) + ")", fontsize=10)
     ax.legend()
     fig.tight_layout()
