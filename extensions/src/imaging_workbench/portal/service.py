@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from jupyterhub.services.auth import HubOAuthCallbackHandler
 from tornado import web
 
-from ..hub.serving import serve_until_stopped
+from ..hub.serving import managed_service, serve_until_stopped
 from .api import API_ROUTES
 from .base import SERVICE_NAME, HealthHandler
 from .operations import Portal
@@ -71,20 +71,8 @@ def hub_services(settings: dict, host: str, settings_file: str | None = None) ->
         host: the address the service listens on and the proxy reaches it at.
         settings_file: the deployment settings file the service reads (default: $WORKBENCH_SETTINGS).
     """
-    from ..deployment import SETTINGS_ENV, settings_file_from_env
-
-    env = {"PYTHONUNBUFFERED": "1"}
-    settings_file = settings_file or settings_file_from_env()
-    if settings_file:
-        env[SETTINGS_ENV] = str(settings_file)
-    return [{
-        "name": SERVICE_NAME,
-        "url": f"http://{host}:{settings['hub']['portal_port']}",
-        "command": [sys.executable, "-m", "imaging_workbench.portal.service"],
-        "environment": env,
-        "oauth_no_confirm": True,  # part of the workbench, not a third party asking for consent
-        "display": True,           # listed in the hub's Services menu
-    }]
+    url = f"http://{host}:{settings['hub']['portal_port']}"
+    return [managed_service(SERVICE_NAME, url, "imaging_workbench.portal.service", settings_file, display=True)]
 
 
 def main() -> int:

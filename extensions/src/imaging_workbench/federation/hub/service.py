@@ -34,7 +34,7 @@ from tornado import web
 from tornado.ioloop import IOLoop
 
 from ...errors import NotFound, WorkbenchError
-from ...hub.serving import serve_until_stopped
+from ...hub.serving import managed_service, serve_until_stopped
 from ..algorithms import ALGORITHMS
 from ..settings import FederationSettings, federation_settings
 from .manager import BadRequest, Forbidden, JobManager
@@ -251,21 +251,9 @@ def hub_services(settings: dict, host: str, settings_file: str | None = None) ->
         settings_file: the deployment settings file the service reads (default: $WORKBENCH_SETTINGS,
             or its old name $WORKBENCH_SITE, when called).
     """
-    from ...deployment import SETTINGS_ENV, settings_file_from_env
-
-    federation = federation_settings(settings)
-    env = {"WORKBENCH_FEDERATION_HOST": host, "PYTHONUNBUFFERED": "1"}
-    settings_file = settings_file or settings_file_from_env()
-    if settings_file:
-        env[SETTINGS_ENV] = str(settings_file)
-    return [{
-        "name": SERVICE_NAME,
-        "url": f"http://{host}:{federation.service_port}",
-        "command": [sys.executable, "-m", "imaging_workbench.federation.hub.service"],
-        "environment": env,
-        "oauth_no_confirm": True,
-        "display": False,
-    }]
+    url = f"http://{host}:{federation_settings(settings).service_port}"
+    return [managed_service(SERVICE_NAME, url, "imaging_workbench.federation.hub.service", settings_file,
+                            WORKBENCH_FEDERATION_HOST=host)]
 
 
 def _hub_auth():
