@@ -30,6 +30,13 @@ DEFAULTS: dict = {
     },
     # Access requests made in the portal: the longest access anyone may ask for.
     "access": {"max_days": 365},
+    # The airlock: results leave a sandbox's ~/outbox only through release requests and output checks.
+    "airlock": {
+        "acro_python": "/var/lib/workbench/acro-venv/bin/python",  # ACRO's own environment (scripts/ensure_acro.sh)
+        "max_file_size": "20M",    # a larger file is refused at submission
+        "max_files": 50,           # per release request
+        "weights": "review",       # model weights: "review" (checkers decide) or "refuse"
+    },
     # HMAC key of the audit trail, kept apart from the database (default: <state_dir>/audit.key).
     "audit_key_file": None,
     "hub": {
@@ -48,6 +55,7 @@ DEFAULTS: dict = {
         "subnet": "172.29.248.0/24",
         "pids_limit": 256,
         "home_size": None,
+        "home_volume": "workbench-home-{username}",
         "idle_timeout": 3600,
         "revocation_interval": 15,
         "start_timeout": 120,

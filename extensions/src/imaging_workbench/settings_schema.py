@@ -78,6 +78,19 @@ ACCESS = _section("Access requests: researchers ask in the portal, each dataset'
                  "description": "The longest access a researcher may request; stewards may approve less."},
 })
 
+AIRLOCK = _section("The airlock: what may leave a sandbox, through release requests checked by people.", {
+    "acro_python": {"type": "string", "minLength": 1, "title": "a file path",
+                    "description": "Python of ACRO's own environment (ACRO pins an older pandas than the "
+                                   "workbench), which checks tables made with ACRO."},
+    "max_file_size": {"type": ["string", "integer"], "format": "memory-size", "minimum": 1,
+                      "title": "a size such as 20M", "description": "Largest file a release may hold."},
+    "max_files": {"type": "integer", "minimum": 1, "maximum": 1000, "title": "a whole number from 1 to 1000",
+                  "description": "Most files one release request may hold."},
+    "weights": {"enum": ["review", "refuse"], "title": "\"review\" or \"refuse\"",
+                "description": "Model weights in a release: \"review\" lets output checkers decide (unless a "
+                               "dataset's grant says no weights), \"refuse\" refuses them outright."},
+})
+
 HUB = _section("Where JupyterHub, its proxy and the hub services listen, and who logs in.", {
     "ip": _doc("ip", "Address the proxy listens on for browsers (0.0.0.0: every interface)."),
     "port": _doc("port", "Port the proxy listens on for browsers."),
@@ -87,8 +100,8 @@ HUB = _section("Where JupyterHub, its proxy and the hub services listen, and who
     "proxy_api_port": _doc("port", "Port of the proxy's REST API, on 127.0.0.1."),
     "service_port": _doc("port", "Port of the workbench-federation hub service, on the hub API's address "
                                  "(federation.service_port overrides it)."),
-    "portal_port": _doc("port", "Port of the workbench-portal hub service, on 127.0.0.1 (browsers reach it "
-                                "through the proxy)."),
+    "portal_port": _doc("port", "Port of the workbench-portal hub service, on the hub API's address (browsers "
+                                "reach it through the proxy, sandboxes directly for release requests)."),
     "authenticator": _doc("text", "Login: \"workbench\" (local accounts) or a registered JupyterHub "
                                   "authenticator such as \"generic-oauth\" set up in jupyterhub_config.d/."),
 })
@@ -108,6 +121,10 @@ SANDBOX = _section("The researchers' single-user servers: image, network, limits
                                  "(sparse, under /var/lib/workbench/homes) and writes past it fail. null: a plain "
                                  "docker volume, bounded only by the host's disk. An existing plain home is never "
                                  "replaced: its owner's server is refused until an operator moves it."},
+    "home_volume": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.{}-]*$",
+                    "title": "a docker volume name with {username}",
+                    "description": "Docker volume of each user's home ({username}: the user's escaped name); the "
+                                   "airlock reads ~/outbox from it when a release is filed."},
     "idle_timeout": _doc("seconds", "Seconds without activity before the idle culler stops a server."),
     "revocation_interval": _doc("seconds", "Seconds between grant checks; revoked access ends within two."),
     "start_timeout": _doc("seconds", "Seconds a server may take to start before the spawn fails."),
@@ -173,6 +190,7 @@ SCHEMA = {
                          "description": "The catalog database; null: SQLite file in state_dir."},
         "roles": ROLES,
         "access": ACCESS,
+        "airlock": AIRLOCK,
         "audit_key_file": {"type": ["string", "null"], "minLength": 1, "title": "a file path, or null",
                            "description": "HMAC key of the audit trail, kept apart from the database "
                                           "(null: <state_dir>/audit.key)."},

@@ -28,13 +28,14 @@ T0 = utcnow().replace(microsecond=123456) - timedelta(days=30)
 
 
 LATER_TABLES = ("federation_site_policies", "federation_budgets",  # added by revision 0003
-                "access_requests", "access_request_items")         # added by revision 0004
+                "access_requests", "access_request_items",         # added by revision 0004
+                "release_requests", "release_files", "release_reviews")  # added by revision 0005
 
 
 def previous_release_metadata() -> MetaData:
     """What the release before migrations made with create_all: today's models, except that
     audit_events had neither `scheme` nor `dataset` (revision 0002), the federation's site
-    reports did not exist (revision 0003), nor access requests, nor grants' `mode`, `conditions`
+    reports did not exist (revision 0003), nor access requests or the airlock's tables, nor grants' `mode`, `conditions`
     and `request_id` (revision 0004). When a later revision changes another table, freeze that
     table's old shape here too."""
     old = MetaData()

@@ -156,6 +156,89 @@ class AccessRequestItem(Base):
             "reason", "responded_at", "grant_id")}
 
 
+# A release request's states (OpenSAFELY Airlock's): the author files it (pending) and submits it;
+# two output checkers review every file (reviewed once all have two reviews); all approved makes
+# it approved, and a checker releases it; a checker may instead return it for changes, or reject it.
+RELEASE_PENDING, SUBMITTED, REVIEWED, RELEASE_APPROVED, RELEASED = "pending", "submitted", "reviewed", "approved", "released"
+RETURNED, REJECTED, WITHDRAWN = "returned", "rejected", "withdrawn"
+RELEASE_FINAL = (RELEASED, REJECTED, WITHDRAWN)
+
+
+class ReleaseRequest(Base):
+    """Files a researcher asks to take out of their sandbox, with what they are and the disclosure
+    controls applied; `datasets` are the datasets the files derive from (their rules apply)."""
+
+    __tablename__ = "release_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    author: Mapped[str] = mapped_column(ForeignKey("accounts.name"), index=True)
+    statement: Mapped[str] = mapped_column(Text)
+    controls: Mapped[str] = mapped_column(Text)
+    datasets: Mapped[list] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    released_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+    files: Mapped[list["ReleaseFile"]] = relationship(back_populates="request", order_by="ReleaseFile.id")
+
+    def as_dict(self) -> dict:
+        return {**{c: getattr(self, c) for c in (
+            "id", "author", "statement", "controls", "datasets", "state", "created_at", "updated_at", "released_at",
+            "closed_by", "reason")}, "files": [f.as_dict() for f in self.files]}
+
+
+class ReleaseFile(Base):
+    """One file of a release request: its name in the outbox, the content's hash (its copy in the
+    airlock's store is named by it), the automatic checks' findings, and the checkers' reviews."""
+
+    __tablename__ = "release_files"
+    __table_args__ = (UniqueConstraint("request_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("release_requests.id"), index=True)
+    name: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    count_columns: Mapped[list] = mapped_column(JSON, default=list)
+    findings: Mapped[list] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime]
+
+    request: Mapped[ReleaseRequest] = relationship(back_populates="files")
+    reviews: Mapped[list["ReleaseReview"]] = relationship(back_populates="file", order_by="ReleaseReview.id")
+
+    def current_reviews(self) -> list["ReleaseReview"]:
+        """The reviews of the content the file holds now (a changed file starts again)."""
+        return [r for r in self.reviews if r.sha256 == self.sha256]
+
+    def as_dict(self) -> dict:
+        return {**{c: getattr(self, c) for c in (
+            "id", "name", "sha256", "size", "kind", "count_columns", "findings", "updated_at")},
+            "reviews": [r.as_dict() for r in self.current_reviews()]}
+
+
+class ReleaseReview(Base):
+    """An output checker's decision on one file's content (`sha256`): approve, changes or reject."""
+
+    __tablename__ = "release_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("release_files.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+
+    file: Mapped[ReleaseFile] = relationship(back_populates="reviews")
+
+    def as_dict(self) -> dict:
+        return {c: getattr(self, c) for c in ("id", "reviewer", "decision", "comment", "sha256", "at")}
+
+
 class ServerMount(Base):
     """What a running sandbox mounts, so revocation knows which servers to stop."""
 
