@@ -8,8 +8,11 @@ run_start=$SECONDS
 
 stage host bash scripts/ensure_host.sh
 stage venv bash scripts/ensure_venv.sh
+# ACRO's own venv (about a minute when new) installs while dockerd starts and the images build.
+stage acro bash scripts/ensure_acro.sh & acro_pid=$!
 stage dockerd bash scripts/ensure_dockerd.sh
 stage images bash scripts/ensure_images.sh
+stage acro-wait wait "$acro_pid"
 
 export PATH="$WORKBENCH_VENV/bin:$PATH"
 export PYTHONDONTWRITEBYTECODE=1

@@ -9,8 +9,11 @@ export WORKBENCH_SETTINGS="${WORKBENCH_SETTINGS:-${WORKBENCH_SITE:-$REPO_ROOT/hu
 
 stage host bash scripts/ensure_host.sh
 stage venv bash scripts/ensure_venv.sh
+# ACRO's own venv (about a minute when new) installs while dockerd starts and the images build.
+stage acro bash scripts/ensure_acro.sh & acro_pid=$!
 stage dockerd bash scripts/ensure_dockerd.sh
 stage images bash scripts/ensure_images.sh
+stage acro-wait wait "$acro_pid"
 
 export PATH="$WORKBENCH_VENV/bin:$PATH"
 size="$(python -c 'from imaging_workbench.deployment import load_settings; print(load_settings()["demo"]["size"])')"

@@ -14,11 +14,15 @@ from ..waiting import wait_for
 
 NETWORK, SUBNET = "wbtest-sandbox", "172.29.249.0/24"
 PREFIX = "wbtest"
+# The portal's steward and the dataset they steward; test_portal_browser.py adds both to the catalog.
+STEWARD, STEWARDED = "sam", "colon-e"
+# Output checkers of the airlock tests (test_airlock_sandbox.py).
+CHECKERS = ("olga", "oscar")
 # Test servers and home volumes get their own names, apart from a `make up` on the same machine.
 EXTRA_CONFIG = f'''
 c.WorkbenchSpawner.prefix = "{PREFIX}"
-c.WorkbenchSpawner.home_volume = "{PREFIX}-home-{{username}}"
 '''
+HOME_VOLUME = f"{PREFIX}-home-{{username}}"
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +35,9 @@ def sandbox_hub(tmp_path_factory, docker):
     workdir = tmp_path_factory.mktemp("dockerhub")
     settings = validate_settings(with_defaults({
         "state_dir": str(workdir / "state"),
-        "sandbox": {"network": NETWORK, "subnet": SUBNET, "revocation_interval": 5, "default_profile": "standard",
+        "roles": {"stewards": {STEWARDED: [STEWARD]}, "output_checkers": list(CHECKERS)},
+        "sandbox": {"home_volume": HOME_VOLUME, "network": NETWORK, "subnet": SUBNET, "revocation_interval": 5,
+                    "default_profile": "standard",
                     "profiles": {"standard": {"display": "Standard", "cpu": 1, "memory": "1G"},
                                  "tiny": {"display": "Tiny", "cpu": 0.5, "memory": "256M"}}},
     }))

@@ -6,10 +6,12 @@ Fixture catalogue (session scope unless noted):
                    scripts/test.sh when it ran the tiers
     fed_env        deployment settings and a catalog with those datasets registered; alice, erin
                    and fay hold grants for all of them (erin and fay spend privacy budgets the
-                   other tests must not see spent), bob for lung-ct only, carol for none
+                   other tests must not see spent), bob for lung-ct only, carol and rita for none;
+                   sam is the steward of kidney-ct (roles.stewards)
     federation     the embedded FLARE federation, up (FederationSettings)
     fed_hub        a real JupyterHub (lead's config) with workbench-federation as an external
-                   service and user tokens (alice, bob, carol, and one without the scope)
+                   service, the workbench-portal it starts itself, and user tokens (alice, bob,
+                   carol, rita, and one without the scope)
     fed_service    the service process (ServiceProcess: .url, .restart(), .stop())
     client_for     make a Federation client for a user name
 """
@@ -31,6 +33,9 @@ from ..waiting import free_port, wait_for
 
 SERVICE = "workbench-federation"
 BUDGET_USERS = ("erin", "fay")
+# The portal's test (test_portal_federated.py): a researcher who asks for access there, and the
+# steward who decides; nobody else's grants or budgets change.
+NEWCOMER, STEWARD, STEWARDED = "rita", "sam", "kidney-ct"
 PREFIX = f"/services/{SERVICE}/"
 
 
@@ -63,10 +68,11 @@ def fed_env(tmp_path_factory, demo_data):
         "hub": {"service_port": free_port()},
         "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 45, "job_timeout": 300,
                        "min_count": 10},
+        "roles": {"stewards": {STEWARDED: [STEWARD]}},
     }))
     ctx = WorkbenchContext(settings, actor="steward")
     with ctx.session() as s:
-        for name in ("alice", "bob", "carol", *BUDGET_USERS):
+        for name in ("alice", "bob", "carol", NEWCOMER, STEWARD, *BUDGET_USERS):
             accounts.add_account(s, "steward", name)
         for dataset_id, (spec, folder) in demo_data.items():
             datasets.add_dataset(s, "steward", dataset_id, folder, title=spec.title, modality=spec.modality,
@@ -93,13 +99,16 @@ def federation(fed_env):
         embedded.down(federation)
 
 
-# Loaded before the test-admin file (90-...), whose appends then apply on top.
+# Loaded before the test-admin file (90-...), whose appends then apply on top. The portal stays
+# the managed service our configuration makes it.
 EXTERNAL_SERVICE = '''
 import os
 from imaging_workbench.deployment import load_settings
 from imaging_workbench.hub.configurer import update_services
-update_services(c, load_settings(os.environ["WORKBENCH_SETTINGS"]),
-                [{{"name": {name!r}, "url": {url!r}, "api_token": {token!r}}}])
+from imaging_workbench.portal.service import hub_services as portal_services
+settings = load_settings(os.environ["WORKBENCH_SETTINGS"])
+update_services(c, settings, [{{"name": {name!r}, "url": {url!r}, "api_token": {token!r}}},
+                              *portal_services(settings, "127.0.0.1")])
 '''
 
 
@@ -117,10 +126,10 @@ def fed_hub(fed_env):
     hub.service_token = token
     hub.start()
     try:
-        for name in ("alice", "bob", "carol", "dave", *BUDGET_USERS):
+        for name in ("alice", "bob", "carol", "dave", NEWCOMER, *BUDGET_USERS):
             hub.api("POST", f"/users/{name}")
         scope = [f"access:services!service={SERVICE}"]
-        hub.tokens = {name: hub.user_token(name, scope) for name in ("alice", "bob", "carol", *BUDGET_USERS)}
+        hub.tokens = {name: hub.user_token(name, scope) for name in ("alice", "bob", "carol", NEWCOMER, *BUDGET_USERS)}
         hub.tokens["unscoped"] = hub.user_token("dave", ["read:users:name!user"])
         yield hub
     finally:

@@ -1,3 +1,9 @@
-"""Cancer Imaging Workbench: catalog, sandbox spawner, hub services, DICOM, widgets, federation."""
+"""Cancer Imaging Workbench: catalog, sandbox spawner, hub services, DICOM, widgets, federation.
+
+In a notebook, `import imaging_workbench as workbench` and `workbench.release(...)` files results
+in ~/outbox for release through the airlock (airlock/client.py)."""
+
+from .airlock.client import release
 
 __version__ = "0.1.0"
+__all__ = ["release"]

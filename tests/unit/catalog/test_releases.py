@@ -1,6 +1,8 @@
 """Release requests on SQLite and PostgreSQL: two different output checkers per file, never the
 author; a changed file starts its reviews again; final states stay final; every step audited."""
 
+import json
+
 import pytest
 from sqlalchemy import select
 
@@ -12,7 +14,8 @@ from imaging_workbench.catalog.models import AuditEvent
 pytestmark = pytest.mark.usefixtures("database_url")
 
 ROLES = {"output_checkers": ["olga", "oscar", "alice"], "stewards": {}}
-TABLE = rel.NewFile("age.csv", "a" * 64, 120, "table", ["n"], [{"severity": "fail", "check": "small cell"}])
+TABLE = rel.NewFile("age.csv", "a" * 64, 120, "table", ["n"],
+                      [{"severity": "fail", "check": "small cell", "message": "row 1, column n: 3 < 10"}])
 NOTE = rel.NewFile("notes.txt", "b" * 64, 40, "text")
 
 
@@ -148,3 +151,16 @@ def test_only_the_author_changes_submits_or_withdraws_and_only_they_and_checkers
     request = step(catalog, rel.get_release, request_id)  # may_see reads only its author
     assert [rel.may_see(ROLES, u, request) for u in ("alice", "olga", "bob")] == [True, True, False]
     assert step(catalog, rel.withdraw, "alice", request_id).state == "withdrawn"
+
+
+def test_the_cli_shows_what_the_portal_shows(catalog, cli):
+    request_id = filed(catalog)
+    review(catalog, "olga", request_id, "age.csv", "changes", "merge the small band")
+    rc, out, err = cli("releases", "list", "--json")
+    assert rc == 0, err
+    listed = {r["id"]: r for r in json.loads(out)}
+    assert listed[request_id]["state"] == "submitted" and listed[request_id]["author"] == "alice"
+    rc, out, err = cli("releases", "show", str(request_id))
+    assert rc == 0, err
+    assert "olga:changes" in out and "fail" in out and "cells < 10 suppressed" in out
+    assert cli("releases", "show", "999")[0] != 0

@@ -130,3 +130,19 @@ def test_a_missing_policy_file_is_named(tmp_path):
 def test_policy_text_is_commented():
     text = policy_text(DatasetPolicy(), ["cohort-statistics"])
     assert text.startswith("#") and "# all researchers together on a dataset" in text
+
+
+def test_the_hub_keeps_each_sites_own_policy_never_a_researchers_grant_conditions(tmp_path, ctx):
+    from imaging_workbench.federation.hub.site_reports import record_reports, reported_policies
+    from imaging_workbench.federation.site.release import reported
+
+    write_policy_if_missing(tmp_path, DatasetPolicy(min_count=12, weights="dp-sgd"), ["federated-training"])
+    site = load_site_policy(tmp_path)
+    conditions = {"min_count": 20, "weights": "none"}  # one researcher's grant: no weights, count 20
+    applied = reported(stricter(site.for_dataset("lung-ct"), conditions), site, ["lung-ct"])
+    assert (applied["min_count"], applied["weights"]) == (20, "none")  # what this researcher's job got
+    with ctx.session() as s:
+        record_reports(s, {"site-1": {"datasets": ["lung-ct"], "policy": applied}})
+    with ctx.session() as s:
+        kept = reported_policies(s, "site-1", ["lung-ct"])["lung-ct"]
+    assert (kept["min_count"], kept["weights"]) == (12, "dp-sgd")  # what the next researcher is checked against

@@ -287,8 +287,14 @@ def may_see(roles_settings: dict, user: str, request: ReleaseRequest) -> bool:
 
 
 def releases_of(session: Session, author: str) -> list[ReleaseRequest]:
+    """`author`'s release requests, newest first."""
     return list(session.scalars(select(ReleaseRequest).where(ReleaseRequest.author == roles.normalize(author))
                                 .order_by(ReleaseRequest.id.desc())))
+
+
+def all_releases(session: Session) -> list[ReleaseRequest]:
+    """Everyone's release requests, newest first (the operators' CLI)."""
+    return list(session.scalars(select(ReleaseRequest).order_by(ReleaseRequest.id.desc())))
 
 
 def to_check(session: Session, checker: str) -> list[ReleaseRequest]:

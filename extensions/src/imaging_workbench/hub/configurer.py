@@ -52,7 +52,7 @@ def update_auth(c, settings: dict) -> None:
         c.JupyterHub.authenticator_class = settings["hub"]["authenticator"]
 
 
-def update_spawner(c, settings: dict, federation_url: str = "") -> None:
+def update_spawner(c, settings: dict, federation_url: str = "", portal_url: str = "") -> None:
     box = settings["sandbox"]
     c.JupyterHub.spawner_class = "workbench"
     s = c.WorkbenchSpawner
@@ -79,6 +79,8 @@ def update_spawner(c, settings: dict, federation_url: str = "") -> None:
     # outlive its grant by long).
     s.extra_create_kwargs = {"labels": {STACK_LABEL: stack_id(settings)}, "stop_timeout": SANDBOX_STOP_TIMEOUT}
     s.federation_url = federation_url
+    s.portal_url = portal_url
+    s.home_volume = box["home_volume"]  # the portal reads ~/outbox from the same volume
     # What a sandbox's own token may do: its user's activity and server, and call our services.
     s.server_token_scopes = ["users:activity!user", "access:servers!user", "read:users:name!user",
                              "access:services"]
@@ -124,24 +126,25 @@ def update_roles(c, settings: dict) -> None:
 def workbench_services(settings: dict) -> list[dict]:
     """The workbench's own hub services, federation first (`update_services` takes them).
 
-    Sandboxes call the federation service, so it listens on the hub API's address; only browsers
-    use the portal, through the proxy on this machine, so it listens on loopback (hub.portal_port).
+    Sandboxes call both (federated jobs; release requests), so both listen on the hub API's
+    address, which the sandbox firewall opens to them; browsers reach them through the proxy.
     """
     from ..federation.hub import service as federation
     from ..portal import service as portal
 
     return [*federation.hub_services(settings, hub_api_ip(settings)),
-            *portal.hub_services(settings, "127.0.0.1")]
+            *portal.hub_services(settings, hub_api_ip(settings))]
 
 
 def configure(c, settings: dict) -> None:
     """Apply all the deployment settings to JupyterHub's config object `c`."""
     from ..federation.hub.service import SERVICE_NAME as FEDERATION
+    from ..portal.base import SERVICE_NAME as PORTAL
 
     services = workbench_services(settings)
-    federation_url = next((s["url"] for s in services if s["name"] == FEDERATION), "")
+    url = {s["name"]: s["url"] for s in services}
     update_hub(c, settings)
     update_auth(c, settings)
-    update_spawner(c, settings, federation_url=federation_url)
+    update_spawner(c, settings, federation_url=url[FEDERATION], portal_url=f"{url[PORTAL]}/services/{PORTAL}/")
     update_services(c, settings, services)
     update_roles(c, settings)

@@ -26,8 +26,9 @@ def chain_name(network: str) -> str:
 
 
 def sandbox_open_ports(settings: dict) -> list[int]:
-    """Host ports a sandbox may reach on the bridge gateway: the hub API and the federation service."""
-    return [settings["hub"]["api_port"], federation_settings(settings).service_port]
+    """Host ports a sandbox may reach on the bridge gateway: the hub API, the federation service
+    and the portal (release requests), each of which checks the caller's hub token."""
+    return [settings["hub"]["api_port"], federation_settings(settings).service_port, settings["hub"]["portal_port"]]
 
 
 def gateway(subnet: str) -> str:

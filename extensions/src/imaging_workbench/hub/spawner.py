@@ -140,6 +140,7 @@ class WorkbenchSpawner(DockerSpawner):
         "Host folder of the size-capped homes' images (<home volume name>.ext4), when home_size is set."
     )).tag(config=True)
     federation_url = Unicode("", help="URL sandboxes use for the federation service.").tag(config=True)
+    portal_url = Unicode("", help="URL sandboxes use for the portal's API (release requests).").tag(config=True)
     state_dir = Unicode("", help="The deployment's state directory: no mounted dataset may be in it or above it "
                                  "(checked again at every spawn).").tag(config=True)
     sandbox_subnet = Unicode(help="Subnet of the sandbox network; checked at every spawn with its firewall.").tag(
@@ -199,6 +200,8 @@ class WorkbenchSpawner(DockerSpawner):
         env["WORKBENCH_DATA_ROOT"] = DATA_ROOT
         if self.federation_url:
             env["WORKBENCH_FEDERATION_URL"] = self.federation_url
+        if self.portal_url:
+            env["WORKBENCH_PORTAL_URL"] = self.portal_url
         return env
 
     async def start(self):

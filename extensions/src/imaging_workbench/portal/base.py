@@ -86,7 +86,7 @@ class PortalHandler(HubOAuthenticated, web.RequestHandler):
         self.finish(template.render(
             **hub_namespace(self.hub_auth.hub_prefix, self.current_user), portal_url=self.hub_auth.base_url,
             xsrf_form_html=lambda: Markup(self.xsrf_form_html()), xsrf_token=self.xsrf_token.decode(),
-            is_steward=bool(self.current_user) and self.portal.is_steward(self.user), **values))
+            **self.portal.roles_for_nav(self.user if self.current_user else None), **values))
 
 
 class HealthHandler(PortalHandler):

@@ -12,6 +12,8 @@ from ..catalog.datasets import datasets_by_id, list_datasets
 from ..catalog.grants import SANDBOX, live_grants
 from ..catalog.models import ServerMount
 from ..hub import roles
+from .airlock_desk import AirlockDesk
+from .audit_view import AuditTrail
 from .catalogue import facets, matches, public_view
 
 
@@ -20,6 +22,8 @@ class Portal:
 
     def __init__(self, ctx):
         self.ctx = ctx
+        self.airlock = AirlockDesk(ctx)
+        self.audit = AuditTrail(self)  # one per portal: requests share its last verification
 
     @property
     def roles_settings(self) -> dict:
@@ -31,6 +35,17 @@ class Portal:
 
     def is_steward(self, user: str) -> bool:
         return roles.normalize(user) in roles.members(self.roles_settings, roles.STEWARD)
+
+    def is_operator(self, user: str) -> bool:
+        return roles.normalize(user) in roles.members(self.roles_settings, roles.OPERATOR)
+
+    def is_checker(self, user: str) -> bool:
+        return roles.normalize(user) in roles.members(self.roles_settings, roles.OUTPUT_CHECKER)
+
+    def roles_for_nav(self, user: str | None) -> dict:
+        """Which role-only pages the menu links for `user` (None: nobody signed in)."""
+        return {"is_steward": bool(user) and self.is_steward(user), "is_operator": bool(user) and self.is_operator(user),
+                "is_checker": bool(user) and self.is_checker(user)}
 
     def catalogue(self, q: str = "", **filters: str) -> dict:
         """{"datasets": the public views passing the search, "facets": the filters' values over all}."""

@@ -13,6 +13,11 @@ Routes (under the service prefix, /services/workbench-portal/ by default):
     POST /requests/<id>/withdraw       POST api/requests/<id>/withdraw
     GET  /review           steward     GET  api/review  (403 for non-stewards)
     GET  /access           my access   GET  api/access  (live grants, and whether a restart would mount new ones)
+    GET  /grants           steward     GET  api/grants  (live grants of the steward's datasets)
+    POST /grants/<id>/revoke           POST api/grants/<id>/revoke  {reason}
+    GET  /audit, /audit.csv            GET  api/audit?dataset=&action=&actor=&since=&until=&q=&limit=
+                                            (operators: every row; stewards: their datasets' rows)
+    the airlock's pages and API: release_pages.py
                                        GET  api/health  (no auth)
 
 People sign in through the hub (OAuth; `oauth_no_confirm`), programs send their JupyterHub token
@@ -33,9 +38,12 @@ from tornado import web
 
 from ..hub.serving import managed_service, serve_until_stopped
 from .api import API_ROUTES
+from .audit_pages import AUDIT_ROUTES
 from .base import SERVICE_NAME, HealthHandler
+from .grant_pages import GRANT_ROUTES
 from .operations import Portal
 from .pages import PAGE_ROUTES
+from .release_pages import RELEASE_ROUTES
 from .templating import page_environment
 
 log = logging.getLogger("workbench.portal")
@@ -53,7 +61,8 @@ def create_application(portal: Portal, hub_auth, prefix: str = f"/services/{SERV
     """The tornado application; tests can call it without a socket."""
     prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
     args = {"portal": portal, "hub_auth": hub_auth, "templates": page_environment()}
-    routes = [(prefix + path, handler, args) for path, handler in [*API_ROUTES, *PAGE_ROUTES]]
+    routes = [(prefix + path, handler, args) for path, handler in [
+        *API_ROUTES, *PAGE_ROUTES, *GRANT_ROUTES, *RELEASE_ROUTES, *AUDIT_ROUTES]]
     routes += [(prefix + "api/health", HealthHandler, args),
                (prefix + "oauth_callback", OAuthCallback, {"hub_auth": hub_auth})]
     # Tornado's own XSRF check runs before a handler knows how the request was authenticated;

@@ -45,9 +45,12 @@ def record_reports(session, sites: dict) -> None:
     """Store the `policy` and `budget` each site put in a job's result (`result["sites"]`)."""
     now = utcnow()
     for site, report in sites.items():
+        # Only the site's own policy per dataset: what it applied also held this researcher's
+        # grant conditions, which must not bind the next researcher's request.
+        own = (report.get("policy") or {}).get("own") or {}
         for dataset_id in report.get("datasets") or []:
-            if report.get("policy"):
-                session.merge(SitePolicyReport(site=site, dataset_id=dataset_id, policy=report["policy"],
+            if own.get(dataset_id):
+                session.merge(SitePolicyReport(site=site, dataset_id=dataset_id, policy=own[dataset_id],
                                                reported_at=now))
         budget = report.get("budget") or {}
         for dataset_id, b in (budget.get("datasets") or {}).items():

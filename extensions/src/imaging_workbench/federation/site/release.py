@@ -52,6 +52,13 @@ class Release:
     ledger: Ledger
 
 
+def reported(effective, policy, dataset_ids) -> dict:
+    """What the site applied to this task (the researcher's grant conditions included), and under
+    "own" its own policy per dataset: the hub keeps only that for checking other researchers'
+    requests, so one researcher's conditions never bind another's jobs."""
+    return {**effective.as_dict(), "own": {d: policy.for_dataset(d).as_dict() for d in dataset_ids}}
+
+
 def _drill(local_dir: Path, point: str, researcher: str) -> None:
     """The site dies at `point` if its drill file names that point (and, after it, this job's
     researcher, when it names one)."""
@@ -103,9 +110,10 @@ def run_task(task: dict, site: str, local_dir: Path, data, state: dict) -> Relea
     conditions = task.get("conditions") or {}
     policies = {d: stricter(policy.for_dataset(d), conditions.get(d) or {}) for d in dataset_ids}
     effective = reduce(stricter, policies.values())
+    applied = reported(effective, policy, dataset_ids)
     problems = request_problems(algorithm.id, params, effective)
     if problems:
-        raise Refusal("the request is outside this site's policy", problems, policy=effective.as_dict())
+        raise Refusal("the request is outside this site's policy", problems, policy=applied)
 
     ledger = Ledger(local_dir / LEDGER_FILE)
     mark_interrupted(ledger)
@@ -116,7 +124,7 @@ def run_task(task: dict, site: str, local_dir: Path, data, state: dict) -> Relea
         try:
             ledger.check(researcher, dataset_ids, job_epsilon, delta, policies)
         except BudgetExceeded as e:
-            raise Refusal(e.message, budget=_budget(ledger, researcher, policies), policy=effective.as_dict()) from None
+            raise Refusal(e.message, budget=_budget(ledger, researcher, policies), policy=applied) from None
     release_epsilon = algorithm.epsilon_for_release(params, task["round"])
     site_task = dict(task, site_policy={"weights": effective.weights, "min_count": effective.min_count,
                                         "delta": delta, "dp_epsilon": dp_sgd_epsilon(algorithm, params, job_epsilon)})
@@ -128,10 +136,10 @@ def run_task(task: dict, site: str, local_dir: Path, data, state: dict) -> Relea
     try:
         charge_ids = ledger.charge(task["job"], task["round"], researcher, dataset_ids, spent, spent_delta, policies)
     except BudgetExceeded as e:  # another job spent it meanwhile: nothing leaves
-        raise Refusal(e.message, budget=_budget(ledger, researcher, policies), policy=effective.as_dict()) from None
+        raise Refusal(e.message, budget=_budget(ledger, researcher, policies), policy=applied) from None
     _drill(local_dir, "after-charge", researcher)
     result["budget"] = _budget(ledger, researcher, policies)
-    result["policy"] = effective.as_dict()
+    result["policy"] = applied
     return Release(result, charge_ids, ledger)
 
 
