@@ -9,7 +9,13 @@ that reads them (`deployment.py`, `federation/settings.py`).
 
 import difflib
 import ipaddress
+import sys
 from typing import NamedTuple
+
+# jsonschema imports rfc3987_syntax when it is installed (for the "iri" formats, which these
+# settings never use), and that import builds a grammar for about 3 s in every process that reads
+# the settings: the hub, each of its services, every CLI call. Unimportable, jsonschema skips it.
+sys.modules.setdefault("rfc3987_syntax", None)
 
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 

@@ -144,7 +144,7 @@ def _unlisted(folder: Path, prefix: str, listed: set[str]) -> list[Finding]:
                                         "ACRO's settings for the session (no checksum vouches for them)"))
             else:
                 findings.append(Finding(name, "acro-unlisted", "fail",
-                                        f"in ACRO's folder but not in its results.json, so ACRO never checked it: "
+                                        "in ACRO's folder but not in its results.json, so ACRO never checked it: "
                                         "add it with acro.custom_output(...) before acro.finalise, or release "
                                         "it from a folder of its own"))
     return findings
@@ -168,9 +168,12 @@ def check_acro_folder(folder: Path, prefix: str, acro_python: str, min_count: in
     report = run_acro_results(Path(folder), acro_python, timeout)
     results = prefix + "results.json"
     if "error" in report:
+        unchecked = sorted(p.relative_to(folder).as_posix() for p in Path(folder).rglob("*") if p.is_file())
         return [Finding(results, "acro-results", "fail",
                         f"{report['error']} (the airlock reads a folder written by ACRO's acro.finalise(folder, "
-                        "\"json\") whole, with its results.json, outputs and checksums/)")]
+                        "\"json\") whole, with its results.json, outputs and checksums/)")] + [
+            Finding(prefix + name, "acro-results", "fail", f"not checked: {results} cannot be used (see its finding)")
+            for name in unchecked if name != "results.json"]
     findings = _summary(results, report, min_count)
     threshold, listed = _threshold(report), set()
     for output in report["outputs"]:

@@ -118,7 +118,7 @@ def _zip_finding(name: str, path: Path, kind: str, what: str) -> Finding | None:
         return Finding(name, kind, "fail", f"{what} whose contents cannot be read (damaged or encrypted), "
                        "so nobody can check what it holds")
     if kind == "weights":
-        foreign = [n for n, k, _ in entries if not MODEL_ZIP_ENTRY.fullmatch(n)]
+        foreign = [n for n, k, _ in entries if k == "image" or not MODEL_ZIP_ENTRY.fullmatch(n)]
         if foreign:
             return Finding(name, "weights", "fail", f"{what} that also holds {_some(foreign)}: "
                            "release the model alone", {"entries": foreign})
