@@ -6,6 +6,7 @@ and Voila finds the workbench template through JUPYTER_PATH (no install needed).
 """
 
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -115,3 +116,18 @@ class OfflineGuard:
 
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+def signed_in_page(browser, guard: OfflineGuard, hub_url: str, name: str, password: str, next_path: str = ""):
+    """A page in a fresh context of `browser` (downloads allowed), `guard`ed, signed in as `name` on
+    the hub's login page and sent on to `next_path` (a path under the hub's URL; "" for the hub's
+    own landing page)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    guard.attach(page)
+    page.goto(f"{hub_url}/hub/login" + (f"?next={next_path}" if next_path else ""))
+    page.fill("#username_input", name)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_url(f"{hub_url}{next_path}" if next_path else re.compile(r".*/(hub/home|hub/spawn.*|user/.*)$"))
+    return page

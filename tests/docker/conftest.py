@@ -8,6 +8,7 @@ from imaging_workbench.hub.network import (
     docker_client, ensure_firewall, ensure_network, gateway, sandbox_open_ports,
 )
 
+from ..browser.servers import launch_chromium
 from ..hubtools import HubProcess
 from .sandboxes import Box, add_people_and_data, remove_box
 from ..waiting import wait_for
@@ -93,3 +94,14 @@ def alice(sandbox_hub):
 def bob(sandbox_hub):
     start_server(sandbox_hub, "bob")
     return sandbox_hub
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's headless Chromium through Playwright, for the portal's browser tests."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        yield browser
+        browser.close()

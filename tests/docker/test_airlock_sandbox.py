@@ -10,14 +10,13 @@ Every page is kept as a screenshot among the test artefacts (tests/screenshots.p
 """
 
 import json
-import re
 
 import pytest
 
 from imaging_workbench.catalog import accounts
 from imaging_workbench.portal.base import SERVICE_NAME
 
-from ..browser.servers import OfflineGuard, launch_chromium
+from ..browser.servers import OfflineGuard, signed_in_page
 from ..screenshots import save_screenshot
 from .conftest import CHECKERS, run_in
 
@@ -53,39 +52,19 @@ def people(alice):
     return alice
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def signed_in(people, chromium):
     """signed_in(name) -> a page of `name`, signed in through the hub's login page."""
-    contexts, guards = [], []
+    pages, guard = [], OfflineGuard()
 
     def open_as(name):
-        context = chromium.new_context(viewport={"width": 1300, "height": 1000}, accept_downloads=True)
-        guard = OfflineGuard()
-        page = context.new_page()
-        guard.attach(page)
-        contexts.append(context)
-        guards.append(guard)
-        page.goto(f"{people.url}/hub/login")
-        page.fill("#username_input", name)
-        page.fill("#password_input", PASSWORDS[name])
-        page.click("#login_submit")
-        page.wait_for_url(re.compile(r".*/(hub/home|hub/spawn.*|user/.*)$"))
-        return page
+        pages.append(signed_in_page(chromium, guard, people.url, name, PASSWORDS[name]))
+        return pages[-1]
 
     yield open_as
-    for context in contexts:
-        context.close()
-    assert not [url for g in guards for url in g.blocked], "a page tried to leave 127.0.0.1"
+    for page in pages:
+        page.context.close()
+    assert not guard.blocked, f"a page tried to leave 127.0.0.1: {guard.blocked}"
 
 
 def in_sandbox(docker, script: str) -> dict:

@@ -19,15 +19,15 @@ from imaging_workbench.catalog import accounts, audit, datasets
 from imaging_workbench.clock import utcnow
 from imaging_workbench.portal.base import SERVICE_NAME
 
-from ..browser.servers import OfflineGuard, launch_chromium
+from ..browser.servers import OfflineGuard, signed_in_page
 from ..screenshots import save_screenshot
 from ..waiting import wait_for
 from .conftest import STEWARD, STEWARDED, run_in
 
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
-RESEARCHER = "erin"  # holds nothing until the portal grants STEWARDED
-PASSWORDS = {RESEARCHER: "erin-password-123", STEWARD: "sam-password-123"}
+RESEARCHER = "petra"  # holds nothing until the portal grants STEWARDED
+PASSWORDS = {RESEARCHER: "petra-password-123", STEWARD: "sam-password-123"}
 PORTAL = f"/services/{SERVICE_NAME}/"
 CONDITION = "no re-identification; cite the colon CT consortium"
 APPROVED_DAYS = 7  # of the 30 asked
@@ -48,37 +48,19 @@ def portal_hub(sandbox_hub, tmp_path_factory):
     return sandbox_hub
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def sign_in(portal_hub, chromium):
     """sign_in(name, path): a page in `name`'s own browser context, signed in on the hub's login
     page and sent on to the portal's `path`."""
-    contexts, guard = [], OfflineGuard()
+    pages, guard = [], OfflineGuard()
 
     def open_as(name: str, path: str):
-        context = chromium.new_context(viewport={"width": 1400, "height": 1000})
-        contexts.append(context)
-        page = context.new_page()
-        guard.attach(page)
-        page.goto(f"{portal_hub.url}/hub/login?next={PORTAL}{path}")
-        page.fill("#username_input", name)
-        page.fill("#password_input", PASSWORDS[name])
-        page.click("#login_submit")
-        page.wait_for_url(f"{portal_hub.url}{PORTAL}{path}")  # through the hub's OAuth to the portal
-        return page
+        pages.append(signed_in_page(chromium, guard, portal_hub.url, name, PASSWORDS[name], f"{PORTAL}{path}"))
+        return pages[-1]
 
     yield open_as
-    for context in contexts:
-        context.close()
+    for page in pages:
+        page.context.close()
     assert not guard.blocked, f"a page tried to reach addresses other than 127.0.0.1: {guard.blocked}"
 
 

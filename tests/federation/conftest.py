@@ -63,10 +63,13 @@ def fed_env(tmp_path_factory, demo_data):
     workdir = tmp_path_factory.mktemp("fed")
     for p in (workdir, workdir.parent):
         p.chmod(0o755)
+    # The task timeout is how long a dead site keeps a job waiting (the fault tests), and must
+    # outlast the slowest live task: a site's first DP-SGD round took 26 s on an idle machine and
+    # 52 s on a busy one.
     settings = validate_settings(with_defaults({
         "state_dir": str(workdir / "state"),
         "hub": {"service_port": free_port()},
-        "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 45, "job_timeout": 300,
+        "federation": {"fl_port": free_port(), "admin_port": free_port(), "task_timeout": 90, "job_timeout": 300,
                        "min_count": 10},
         "roles": {"stewards": {STEWARDED: [STEWARD]}},
     }))

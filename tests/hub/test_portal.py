@@ -13,14 +13,13 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 
-from imaging_workbench.catalog import datasets
 from imaging_workbench.clock import utcnow
 from imaging_workbench.context import WorkbenchContext
 from imaging_workbench.deployment import validate_settings, with_defaults
-from imaging_workbench.portal.base import ACCESS_SCOPE, SERVICE_NAME
+from imaging_workbench.portal.base import SERVICE_NAME
 
 from ..hubtools import log_in
-from ..waiting import wait_for
+from .portal_calls import portal_caller, register
 
 pytestmark = pytest.mark.hub
 
@@ -45,37 +44,13 @@ def hub_settings(tmp_path_factory):
 def registered(hub_settings, logins):
     """The datasets in the catalog (after the demo logins, which would grant them otherwise)."""
     workdir, settings = hub_settings
-    with WorkbenchContext(settings, actor="steward").session() as s:
-        for dataset_id, fields in DATASETS.items():
-            folder = workdir / "data" / dataset_id
-            folder.mkdir(parents=True)
-            (folder / "README.txt").write_text("no images here")
-            datasets.add_dataset(s, "steward", dataset_id, folder, **fields)
-    return {dataset_id: str((workdir / "data" / dataset_id).resolve()) for dataset_id in DATASETS}
+    return register(WorkbenchContext(settings, actor="steward"), workdir, DATASETS)
 
 
 @pytest.fixture(scope="module")
 def portal(hub, registered):
     """Calls the portal's API through the hub's proxy: portal(user, method, path, json=...)."""
-    base = f"{hub.url}/services/{SERVICE_NAME}/"
-
-    def up():
-        try:
-            return requests.get(base + "api/health", timeout=5).ok
-        except requests.RequestException:
-            return False
-
-    wait_for(up, 60, what=f"the hub to start {SERVICE_NAME}")
-    for name in PEOPLE:
-        hub.api("POST", f"/users/{name}")
-    tokens = {name: hub.user_token(name, [ACCESS_SCOPE]) for name in PEOPLE}
-
-    def call(user, method, path, **kwargs):
-        headers = {"Authorization": f"token {tokens[user]}"}
-        return requests.request(method, base + path, headers=headers, timeout=30, **kwargs)
-
-    call.base = base
-    return call
+    return portal_caller(hub, PEOPLE)
 
 
 def ask(portal, user="alice", **fields):

@@ -11,16 +11,14 @@ import shutil
 
 import pydicom.data
 import pytest
-import requests
 
-from imaging_workbench.catalog import datasets, grants
+from imaging_workbench.catalog import grants
 from imaging_workbench.context import WorkbenchContext
 from imaging_workbench.deployment import validate_settings, with_defaults
 from imaging_workbench.hub.network import docker_client
-from imaging_workbench.portal.base import ACCESS_SCOPE, SERVICE_NAME
 
 from ..hubtools import log_in
-from ..waiting import wait_for
+from .portal_calls import portal_caller, register
 
 pytestmark = pytest.mark.hub
 
@@ -60,31 +58,13 @@ def homes(hub_settings):
 @pytest.fixture(scope="module")
 def portal(hub, hub_settings, logins):
     workdir, settings = hub_settings
-    with WorkbenchContext(settings, actor="steward").session() as s:
-        folder = workdir / "data" / "lung-ct"
-        folder.mkdir(parents=True)
-        datasets.add_dataset(s, "steward", "lung-ct", folder, title="Lung CT", site="site-1")
+    ctx = WorkbenchContext(settings, actor="steward")
+    register(ctx, workdir, {"lung-ct": {"title": "Lung CT", "site": "site-1"}})
+    with ctx.session() as s:
         for name in ("alice", "bob"):
             grants.grant_access(s, "steward", name, "lung-ct", 30, "study")
-    base = f"{hub.url}/services/{SERVICE_NAME}/"
-    wait_for(lambda: _up(base), 60, what=f"the hub to start {SERVICE_NAME}")
-    for name in PEOPLE:
-        hub.api("POST", f"/users/{name}")
-    tokens = {name: hub.user_token(name, [ACCESS_SCOPE]) for name in PEOPLE}
+    return portal_caller(hub, PEOPLE, timeout=120)
 
-    def call(user, method, path, **kwargs):
-        return requests.request(method, base + path, headers={"Authorization": f"token {tokens[user]}"},
-                                timeout=120, **kwargs)
-
-    call.base = base
-    return call
-
-
-def _up(base) -> bool:
-    try:
-        return requests.get(base + "api/health", timeout=5).ok
-    except requests.RequestException:
-        return False
 
 
 def outbox(homes, user, files: dict[str, str | bytes]) -> str:

@@ -19,14 +19,14 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
-from imaging_workbench.catalog import audit, datasets
+from imaging_workbench.catalog import audit
 from imaging_workbench.catalog.models import AuditEvent
 from imaging_workbench.context import WorkbenchContext
 from imaging_workbench.deployment import validate_settings, with_defaults
-from imaging_workbench.portal.base import ACCESS_SCOPE, SERVICE_NAME
+from imaging_workbench.portal.base import SERVICE_NAME
 
 from ..hubtools import log_in
-from ..waiting import wait_for
+from .portal_calls import portal_caller, register
 
 pytestmark = pytest.mark.hub
 
@@ -53,29 +53,13 @@ def ctx(hub_settings):
 @pytest.fixture(scope="module")
 def registered(hub_settings, ctx, logins):
     """The datasets in the catalog (after the demo logins, which would grant them otherwise)."""
-    with ctx.session() as s:
-        for dataset_id, fields in DATASETS.items():
-            folder = hub_settings[0] / "data" / dataset_id
-            folder.mkdir(parents=True)
-            datasets.add_dataset(s, "steward", dataset_id, folder, **fields)
-    return list(DATASETS)
+    return list(register(ctx, hub_settings[0], DATASETS))
 
 
 @pytest.fixture(scope="module")
 def portal(hub, registered):
     """Calls the portal through the hub's proxy with a user's token: portal(user, method, path, ...)."""
-    base = f"{hub.url}/services/{SERVICE_NAME}/"
-    wait_for(lambda: _answers(base + "api/health"), 60, what=f"the hub to start {SERVICE_NAME}")
-    for name in PEOPLE:
-        hub.api("POST", f"/users/{name}")
-    tokens = {name: hub.user_token(name, [ACCESS_SCOPE]) for name in PEOPLE}
-
-    def call(user, method, path, **kwargs):
-        return requests.request(method, base + path, headers={"Authorization": f"token {tokens[user]}"},
-                                timeout=30, **kwargs)
-
-    call.base = base
-    return call
+    return portal_caller(hub, PEOPLE)
 
 
 def _answers(url: str) -> bool:

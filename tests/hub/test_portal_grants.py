@@ -13,15 +13,15 @@ from datetime import timedelta
 import pytest
 import requests
 
-from imaging_workbench.catalog import audit, datasets, grants
+from imaging_workbench.catalog import audit, grants
 from imaging_workbench.catalog.models import Grant
 from imaging_workbench.clock import utcnow
 from imaging_workbench.context import WorkbenchContext
 from imaging_workbench.deployment import validate_settings, with_defaults
-from imaging_workbench.portal.base import ACCESS_SCOPE, SERVICE_NAME
+from imaging_workbench.portal.base import SERVICE_NAME
 
 from ..hubtools import log_in
-from ..waiting import wait_for
+from .portal_calls import portal_caller, register
 
 pytestmark = pytest.mark.hub
 
@@ -45,35 +45,13 @@ def ctx(hub_settings):
 @pytest.fixture(scope="module")
 def registered(hub_settings, ctx, logins):
     """The datasets in the catalog (after the demo logins, which would grant them otherwise)."""
-    with ctx.session() as s:
-        for dataset_id, title in DATASETS.items():
-            folder = hub_settings[0] / "data" / dataset_id
-            folder.mkdir(parents=True)
-            datasets.add_dataset(s, "steward", dataset_id, folder, title=title, site="site-1")
+    register(ctx, hub_settings[0], {d: {"title": title, "site": "site-1"} for d, title in DATASETS.items()})
 
 
 @pytest.fixture(scope="module")
 def portal(hub, registered):
     """Calls the portal's API through the hub's proxy: portal(user, method, path, json=...)."""
-    base = f"{hub.url}/services/{SERVICE_NAME}/"
-
-    def up():
-        try:
-            return requests.get(base + "api/health", timeout=5).ok
-        except requests.RequestException:
-            return False
-
-    wait_for(up, 60, what=f"the hub to start {SERVICE_NAME}")
-    for name in PEOPLE:
-        hub.api("POST", f"/users/{name}")
-    tokens = {name: hub.user_token(name, [ACCESS_SCOPE]) for name in PEOPLE}
-
-    def call(user, method, path, **kwargs):
-        headers = {"Authorization": f"token {tokens[user]}"}
-        return requests.request(method, base + path, headers=headers, timeout=30, **kwargs)
-
-    call.base = base
-    return call
+    return portal_caller(hub, PEOPLE)
 
 
 @pytest.fixture
