@@ -104,6 +104,8 @@ def test_a_small_cell_is_flagged_and_a_corrected_table_goes_out_after_two_checke
         f.write("changed in the sandbox after filing\n")
     filed = portal("olga", "GET", f"releases/{release['id']}/files/{release['files'][0]['id']}/content")
     assert filed.status_code == 200 and filed.text == TABLE  # the store's copy, not the outbox
+    early = portal("alice", "GET", f"releases/{release['id']}/files/{release['files'][0]['id']}/content")
+    assert early.status_code == 403  # the author gets nothing out before two checkers approved it
 
     assert review(portal, "olga", release, "age.csv", "changes", "suppress the cell of 3").ok
     assert review(portal, "oscar", release, "age.csv", "changes", "agreed").ok

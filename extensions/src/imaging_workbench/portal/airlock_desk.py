@@ -122,14 +122,19 @@ class AirlockDesk:
                                                                   manifest))
 
     def content(self, user: str, request_id: int, file_id: int, released: bool = False) -> tuple[str, Path]:
-        """(name, path) of a file's stored copy, for its author or a checker; with `released`,
-        the released copy, for its author only, once released (audited as a download)."""
+        """(name, path) of a file's filed copy, for output checkers only (to its author it would be
+        a way out before any review); with `released`, the released copy, for its author only,
+        once released (audited as a download)."""
         with self.ctx.session() as s:
             request = self._visible(s, user, request_id)
             file = next((f for f in request.files if f.id == file_id), None)
             if file is None:
                 raise NotFound(f"release request {request_id} has no file {file_id}", "see the files its page lists")
             if not released:
+                self._must_check(user)
+                if roles.normalize(user) == request.author:
+                    raise NotAllowed(f"{user} is the author of release {request_id}",
+                                     "authors get their files once released, never before review")
                 return file.name, self.store.path(file.sha256)
             if roles.normalize(user) != request.author or request.state != RELEASED:
                 raise NotAllowed(f"{file.name} of release {request_id} is not released to {user}",

@@ -9,7 +9,7 @@
                review return reject release   POST api/releases/<id>/reviews {file_id, decision, comment}
                                               POST api/releases/<id>/(return|reject) {reason}, .../release
     GET  checks            checkers' queue    GET  api/checks     GET api/outbox (the caller's ~/outbox)
-    GET  releases/<id>/files/<file>/content   the filed copy (author, checkers)
+    GET  releases/<id>/files/<file>/content   the filed copy (checkers other than the author)
     GET  releases/<id>/files/<file>/download  the released copy (author, once released; audited)
 """
 
@@ -142,7 +142,7 @@ class ReleasePage(Page):
         desk = self.portal.airlock
         release = await self.run(desk.get, self.user, request_id)
         previews = {}
-        for f in release["files"]:
+        for f in release["files"] if release["is_checker"] else []:  # never shown to the author before release
             if f["kind"] in ("table", "text") and f["size"] <= PREVIEW_BYTES:
                 _, path = await self.run(desk.content, self.user, request_id, f["id"])
                 previews[f["id"]] = _preview(path)
