@@ -161,7 +161,6 @@ class AccessRequestItem(Base):
 # it approved, and a checker releases it; a checker may instead return it for changes, or reject it.
 RELEASE_PENDING, SUBMITTED, REVIEWED, RELEASE_APPROVED, RELEASED = "pending", "submitted", "reviewed", "approved", "released"
 RETURNED, REJECTED, WITHDRAWN = "returned", "rejected", "withdrawn"
-RELEASE_FINAL = (RELEASED, REJECTED, WITHDRAWN)
 
 
 class ReleaseRequest(Base):

@@ -22,6 +22,7 @@ from ..errors import NotFound
 from ..hub import roles
 from . import audit
 from .access_requests import BadField, Conflict, NotAllowed
+from .access_requests import _text  # the same check of a required text field
 from .grants import live_grants
 from .models import (
     RELEASE_APPROVED, RELEASE_PENDING, RELEASED, REJECTED, RETURNED, REVIEWED, SUBMITTED, WITHDRAWN,
@@ -45,11 +46,6 @@ class NewFile:
     count_columns: list = field(default_factory=list)
     findings: list = field(default_factory=list)
 
-
-def _text(field_name: str, value, hint: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise BadField(field_name, f"must not be empty, not {value!r}", hint)
-    return value.strip()
 
 
 def _audit(session: Session, actor: str, action: str, request: ReleaseRequest, **details) -> None:
