@@ -49,6 +49,21 @@ DEFAULTS: dict = {
         "portal_port": 8091,
         "authenticator": "workbench",
     },
+    # Login through an OpenID Connect provider, when hub.authenticator is "oidc".
+    "oidc": {
+        "issuer": None,               # e.g. https://login.example.org/realms/imaging
+        "client_id": None,
+        "client_secret_file": None,   # read at each use, so a rotated secret needs no restart
+        "client_secret_env": None,    # or: the environment variable holding it
+        "callback_url": None,         # None: https://<the hub's host>/hub/oauth_callback, from the request
+        "scopes": ["openid", "profile", "email"],
+        "username_claim": "preferred_username",
+        "groups_claim": "groups",
+        "login_groups": [],           # the platform's groups: only their members log in
+        "role_groups": {"operators": [], "stewards": {}, "output_checkers": [], "clinicians": []},
+        "login_service": "your institution",
+        "discovery_ttl": 3600,
+    },
     "sandbox": {
         "image": "workbench-singleuser:latest",
         "network": "workbench-sandbox",
@@ -115,12 +130,26 @@ def _demo_problems(settings: dict) -> list[Problem]:
             for user in settings["demo"]["grants"] if user not in known]
 
 
+def _oidc_problems(settings: dict) -> list[Problem]:
+    if settings["hub"]["authenticator"] != "oidc":
+        return []
+    oidc = settings["oidc"]
+    hint = "set {key} in {file} (see the oidc: section of hub_config/workbench.yaml)"
+    problems = [Problem(("oidc", key), "is needed when hub.authenticator is oidc", hint)
+                for key in ("issuer", "client_id", "login_groups") if not oidc[key]]
+    if not (oidc["client_secret_file"] or oidc["client_secret_env"]):
+        problems.append(Problem(("oidc", "client_secret_file"), "is needed when hub.authenticator is oidc (or "
+                                "oidc.client_secret_env)", hint))
+    return problems
+
+
 # Checks across keys, each with the key paths it reads: it runs only when the schema found
 # nothing wrong at, above or under those paths, so it may index them freely.
 CROSS_CHECKS = [
     ([("sandbox", "default_profile"), ("sandbox", "profiles")], _profile_problems),
     ([("roles", "operators"), ("demo", "users"), ("demo", "grants")], _demo_problems),
     ([("state_dir",), ("hub", "service_port"), ("federation",)], federation_problems),
+    ([("hub", "authenticator"), ("oidc",)], _oidc_problems),
 ]
 
 

@@ -108,8 +108,48 @@ HUB = _section("Where JupyterHub, its proxy and the hub services listen, and who
                                  "(federation.service_port overrides it)."),
     "portal_port": _doc("port", "Port of the workbench-portal hub service, on the hub API's address (browsers "
                                 "reach it through the proxy, sandboxes directly for release requests)."),
-    "authenticator": _doc("text", "Login: \"workbench\" (local accounts) or a registered JupyterHub "
-                                  "authenticator such as \"generic-oauth\" set up in jupyterhub_config.d/."),
+    "authenticator": _doc("text", "Login: \"workbench\" (local accounts), \"oidc\" (an OpenID Connect provider, "
+                                  "see oidc:) or another registered JupyterHub authenticator set up in "
+                                  "jupyterhub_config.d/."),
+})
+
+_GROUPS = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
+           "title": "a list of distinct group names"}
+
+OIDC = _section("Login through an OpenID Connect provider (hub.authenticator: oidc), with the workbench's roles "
+                "from the provider's groups.", {
+    "issuer": {"type": ["string", "null"], "pattern": "^https?://", "title": "an http(s) URL, or null",
+               "description": "The provider's issuer URL; its /.well-known/openid-configuration gives the endpoints."},
+    "client_id": {"type": ["string", "null"], "minLength": 1, "title": "a non-empty string, or null",
+                  "description": "The workbench's client id at the provider."},
+    "client_secret_file": {"type": ["string", "null"], "minLength": 1, "title": "a file path, or null",
+                           "description": "File holding the client secret (readable by the hub only); read at "
+                                          "each use, so a rotated secret needs no restart."},
+    "client_secret_env": {"type": ["string", "null"], "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                          "title": "an environment variable name, or null",
+                          "description": "Environment variable holding the client secret, if no file."},
+    "callback_url": {"type": ["string", "null"], "pattern": "^https?://", "title": "an http(s) URL, or null",
+                     "description": "The redirect URL registered at the provider (null: guessed from the request, "
+                                    "<scheme>://<host>/hub/oauth_callback)."},
+    "scopes": {"type": "array", "items": {"type": "string", "minLength": 1}, "contains": {"const": "openid"},
+               "title": "a list of scopes that includes openid", "description": "The scopes requested at login."},
+    "username_claim": _doc("text", "The userinfo claim that names the user in the hub."),
+    "groups_claim": _doc("text", "The userinfo claim that lists the user's groups."),
+    "login_groups": {**_GROUPS, "description": "The platform's groups: only their members log in, each as a "
+                                               "researcher; one taken out of them has their servers stopped and "
+                                               "their access ended."},
+    "role_groups": _section("Provider groups per workbench role; people named in roles: keep their roles too.", {
+        "operators": {**_GROUPS, "description": "Groups whose members are operators."},
+        "stewards": {"type": "object", "title": "a mapping of dataset id (or \"*\") to group names",
+                     "description": "Dataset id, or \"*\" for every dataset -> groups whose members steward it.",
+                     "propertyNames": {"anyOf": [{"const": "*"}, {"$ref": "#/$defs/dataset_id"}],
+                                       "title": "a dataset id such as lung-ct, or \"*\""},
+                     "additionalProperties": _GROUPS},
+        "output_checkers": {**_GROUPS, "description": "Groups whose members review airlock requests."},
+        "clinicians": {**_GROUPS, "description": "Groups whose members open the dashboards shared with them."},
+    }),
+    "login_service": _doc("text", "The provider's name on the login button (\"Sign in with ...\")."),
+    "discovery_ttl": _doc("seconds", "Seconds the provider's discovery document is kept before it is fetched again."),
 })
 
 SANDBOX = _section("The researchers' single-user servers: image, network, limits and timeouts.", {
@@ -201,6 +241,7 @@ SCHEMA = {
                            "description": "HMAC key of the audit trail, kept apart from the database "
                                           "(null: <state_dir>/audit.key)."},
         "hub": HUB,
+        "oidc": OIDC,
         "sandbox": SANDBOX,
         "demo": DEMO,
         "federation": FEDERATION,

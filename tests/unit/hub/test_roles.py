@@ -123,3 +123,42 @@ def test_airlock_reviews_need_an_output_checker_other_than_the_requester_and_the
 def test_a_review_question_that_makes_no_sense_is_an_error(kind, dataset_id, message):
     with pytest.raises(ValueError, match=message):
         roles.may_review(SETTINGS, "sally", "alice", kind, dataset_id)
+
+
+ROLE_GROUPS = {"operators": ["wb-ops"], "stewards": {"lung-ct": ["lung-stewards"], "*": ["data-office"]},
+               "output_checkers": ["checkers"], "clinicians": []}
+
+
+def test_the_providers_groups_give_roles_through_the_mapping():
+    assert roles.roles_from_groups(ROLE_GROUPS, "Petra", ["checkers", "lung-stewards", "choir"]) == {
+        "stewards": {"lung-ct": ["petra"]}, "output_checkers": ["petra"]}
+    assert roles.roles_from_groups(ROLE_GROUPS, "ann", ["data-office", "wb-ops"]) == {
+        "operators": ["ann"], "stewards": {"*": ["ann"]}}
+    assert roles.roles_from_groups(ROLE_GROUPS, "bob", ["choir"]) == {}
+    held = roles.merged(SETTINGS, roles.roles_from_groups(ROLE_GROUPS, "petra", ["lung-stewards"]))
+    assert roles.stewards_of(held, "lung-ct") == {"sally", "sam", "stella", "petra"}
+    assert roles.is_steward(held, "petra", "lung-ct") and not roles.is_steward(held, "petra", "colon-ct")
+    assert roles.hub_roles_of(held, "petra") == (["workbench-steward"], ["workbench-stewards"])
+    assert roles.roles_of(held, "oscar") == ["researcher", "operator"]  # the settings' names stay
+
+
+def test_oidc_login_is_configured_from_the_settings(settings, tmp_path):
+    secret = tmp_path / "secret"
+    c = Config()
+    configure(c, {**settings, "hub": {**settings["hub"], "authenticator": "oidc"},
+                  "oidc": {**settings["oidc"], "issuer": "https://login.example.org/realms/eu", "client_id": "wb",
+                           "client_secret_file": str(secret), "login_groups": ["eu-imaging"],
+                           "role_groups": ROLE_GROUPS}})
+    assert c.JupyterHub.authenticator_class == "workbench-oidc"
+    a = c.WorkbenchOIDCAuthenticator
+    assert (a.issuer, a.client_secret_file, a.login_groups) == ("https://login.example.org/realms/eu", str(secret),
+                                                                {"eu-imaging"})
+    assert a.role_groups == ROLE_GROUPS and a.username_claim == "preferred_username"
+    keys = c.CryptKeeper["keys"]  # (Config objects are dicts: .keys is their method)
+    assert len(keys) == 1 and len(keys[0]) == 32  # auth_state is encrypted, with a key of the state dir
+    access = _role(c, "workbench-access")
+    assert roles.AUTH_REFRESH_SCOPE in access["scopes"] and roles.AUTH_REFRESH_SCOPE in c.JupyterHub.custom_scopes
+    [service] = [s for s in c.JupyterHub.services if s["name"] == "workbench-access"]
+    assert "--refresh-logins" in service["command"]
+    # Still nobody is an admin, and the roles still come from configuration plus the login.
+    assert c.Authenticator.admin_users == set() and c.Authenticator.manage_roles is False

@@ -1,7 +1,7 @@
 """CLI: datasets, users, grants, access requests, access and the audit trail."""
 
 from ..output import print_rows
-from . import access_requests, accounts, audit, audit_head, datasets, grants
+from . import access_requests, accounts, audit, audit_head, datasets, grants, idp_roles
 
 DATASET_COLUMNS = ["id", "title", "cancer_type", "modality", "body_part", "site", "n_subjects", "n_series"]
 
@@ -34,10 +34,14 @@ def _datasets_remove(ctx, args):
 
 
 def _users_list(ctx, args):
+    from ..hub import roles
+
     with ctx.session() as s:
-        rows = [{"name": a.name, "admin": a.is_admin, "local_login": a.password_hash is not None,
-                 "created_at": a.created_at} for a in accounts.list_accounts(s)]
-    print_rows(rows, ["name", "admin", "local_login", "created_at"], args.json)
+        held = idp_roles.effective_roles(s, ctx.settings["roles"])  # the settings' and the provider's
+        rows = [{"name": a.name, "roles": ", ".join(roles.roles_of(held, a.name)), "admin": a.is_admin,
+                 "local_login": a.password_hash is not None, "created_at": a.created_at}
+                for a in accounts.list_accounts(s)]
+    print_rows(rows, ["name", "roles", "admin", "local_login", "created_at"], args.json)
 
 
 def _users_add(ctx, args):

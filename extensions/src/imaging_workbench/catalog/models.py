@@ -61,6 +61,22 @@ class Account(Base):
     created_at: Mapped[datetime]
 
 
+class IdpRole(Base):
+    """A workbench role the identity provider's groups give an account (hub.roles.roles_from_groups),
+    as of its latest login or refresh; the deployment settings' `roles:` section names the others."""
+
+    __tablename__ = "idp_roles"
+    # A NULL dataset never equals another, so this does not stop two rows of one non-steward role:
+    # idp_roles.record_idp_roles keeps each once, recording one user's roles at a time.
+    __table_args__ = (UniqueConstraint("account", "role", "dataset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(128), ForeignKey("accounts.name"), index=True)
+    role: Mapped[str] = mapped_column(String(32))  # a key of the `roles:` section: "operators", "stewards", ...
+    dataset: Mapped[str | None] = mapped_column(String(128), nullable=True)  # stewards': a dataset id or "*"
+    recorded_at: Mapped[datetime]  # when the identity provider first gave it
+
+
 class Grant(Base):
     __tablename__ = "grants"
 

@@ -5,6 +5,13 @@ Every start of a server is its own mount record, so any number of revocations or
 same user (whose container names repeat) are each enforced; a stop the hub did not carry out is
 asked for again.
 
+Under OpenID Connect login (`--refresh-logins`) it first asks the hub to check every user with a
+running server with the identity provider again (hub/oidc.py applies the roles the provider's
+groups give now). A user the provider has taken out of the platform's groups loses their access
+through the revocation function and their servers stop; one it no longer vouches for at all
+(tokens refused) has their servers stopped until they sign in again. A provider that does not
+answer changes nothing.
+
 Run by the hub as a managed service; it talks to the hub REST API with its own token."""
 
 import argparse
@@ -23,6 +30,7 @@ from ..catalog.models import ServerMount
 from ..clock import utcnow
 from .catalog_link import catalog_session
 from .mount_plan import lost_datasets
+from .revocation import end_access
 
 log = logging.getLogger("workbench-access")
 # A stop asked for is asked again if the server still runs this many seconds later.
@@ -39,6 +47,15 @@ def stale_mounts(session) -> list[tuple[ServerMount, dict[str, str]]]:
     return stale
 
 
+def users_with_servers(session) -> dict[str, list[str]]:
+    """User -> the names of their running servers, from the open mount records (every server the
+    spawner starts has one, and it closes when the server stops)."""
+    running: dict[str, list[str]] = {}
+    for mount in session.scalars(select(ServerMount).where(ServerMount.stopped_at.is_(None))):
+        running.setdefault(mount.user, []).append(mount.server_name)
+    return running
+
+
 class HubAPI:
     def __init__(self, url: str, token: str):
         self.url = url.rstrip("/")
@@ -51,6 +68,12 @@ class HubAPI:
             return None
         r.raise_for_status()
         return set(r.json().get("servers", {}))
+
+    def refresh_login(self, user: str) -> dict:
+        """The hub's answer after asking the identity provider about `user` again (hub/oidc_handlers.py)."""
+        r = self.http.post(f"{self.url}/workbench/auth-refresh/{quote(user)}", timeout=60)
+        r.raise_for_status()
+        return r.json()
 
     def stop_server(self, user: str, server_name: str) -> None:
         path = f"/users/{quote(user)}/servers/{quote(server_name)}" if server_name else f"/users/{quote(user)}/server"
@@ -95,11 +118,36 @@ def enforce_once(catalog_url: str, hub: HubAPI, stopping: dict[int, float], key_
     return stopped
 
 
+def refresh_logins_once(catalog_url: str, hub: HubAPI, key_file: str | None = None) -> int:
+    """One pass over the users with running servers: the hub asks the identity provider about each
+    again; those it no longer vouches for have their servers stopped. Returns servers stopped."""
+    with catalog_session(catalog_url, key_file) as session:
+        running = users_with_servers(session)
+    stopped = 0
+    for user, servers in running.items():
+        answer = hub.refresh_login(user)
+        if answer["outcome"] not in ("not-allowed", "refused"):
+            continue
+        reason = f"identity provider: {answer['reason']}"
+        log.warning("Stopping %s's servers: %s", user, reason)
+        with catalog_session(catalog_url, key_file) as session:
+            if answer["outcome"] == "not-allowed":
+                end_access(session, "workbench-access", user, reason)
+            for name in servers:
+                audit.record(session, "workbench-access", "server.stopped", f"{user}/{name}", reason=reason)
+        for name in servers:
+            hub.stop_server(user, name)
+            stopped += 1
+    return stopped
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--catalog-url", required=True)
     parser.add_argument("--interval", type=float, default=15.0)
     parser.add_argument("--audit-key-file", help="the audit trail's key file (default: beside a SQLite catalog)")
+    parser.add_argument("--refresh-logins", action="store_true",
+                        help="ask the identity provider about users with running servers at every pass")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[workbench-access %(asctime)s] %(message)s")
     # The hub stops services with SIGINT, then SIGTERM after 10 s: exit at once on either, also
@@ -111,6 +159,8 @@ def main(argv=None) -> None:
     log.info("Enforcing grants every %s s", args.interval)
     while True:
         try:
+            if args.refresh_logins:
+                refresh_logins_once(args.catalog_url, hub, args.audit_key_file)
             enforce_once(args.catalog_url, hub, stopping, args.audit_key_file)
         except (requests.RequestException, OSError) as e:
             log.error("Pass failed, retrying next interval: %s", e)

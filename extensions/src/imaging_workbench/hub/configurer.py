@@ -3,9 +3,12 @@
 hub_config/jupyterhub_config.py calls `configure(c, settings)`; everything a deployment may change is
 in the deployment settings file, and anything else stays reachable through jupyterhub_config.d/ files."""
 
+import os
 import sys
+from pathlib import Path
 
-from ..catalog.audit_key import key_file as audit_key_file
+from ..catalog.audit_key import ensure_key, key_file as audit_key_file
+from ..errors import WorkbenchError
 from ..private_state import ensure_state_dir
 from ..deployment import catalog_url
 from ..stack import HUB_PID_FILE, STACK_ENV, STACK_LABEL, stack_id
@@ -15,6 +18,12 @@ from .network import gateway, sandbox_open_ports
 SANDBOX_STOP_TIMEOUT = 2  # seconds
 SERVICE_ACCESS = "workbench-access"
 SERVICE_CULLER = "idle-culler"
+AUTH_STATE_KEY = "auth-state.key"  # in the state directory: encrypts the login tokens the hub keeps
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def uses_oidc(settings: dict) -> bool:
+    return settings["hub"]["authenticator"] == "oidc"
 
 
 def hub_api_ip(settings: dict) -> str:
@@ -48,8 +57,43 @@ def update_auth(c, settings: dict) -> None:
         c.JupyterHub.authenticator_class = "workbench"
         c.WorkbenchAuthenticator.catalog_url = catalog_url(settings)
         c.WorkbenchAuthenticator.audit_key_file = str(audit_key_file(settings))
-    else:  # any registered authenticator, e.g. "generic-oauth" set up in jupyterhub_config.d/
+    elif settings["hub"]["authenticator"] == "oidc":
+        update_oidc(c, settings)
+    else:  # any registered authenticator, set up in jupyterhub_config.d/
         c.JupyterHub.authenticator_class = settings["hub"]["authenticator"]
+
+
+def update_oidc(c, settings: dict) -> None:
+    """OpenID Connect login (hub/oidc.py) from the settings' `oidc:` section; the refresh tokens in
+    auth_state are encrypted with a key kept in the state directory."""
+    oidc = settings["oidc"]
+    c.JupyterHub.authenticator_class = "workbench-oidc"
+    a = c.WorkbenchOIDCAuthenticator
+    a.issuer = oidc["issuer"]
+    a.client_id = oidc["client_id"]
+    if oidc["client_secret_file"]:
+        a.client_secret_file = oidc["client_secret_file"]
+    else:
+        secret = os.environ.get(oidc["client_secret_env"])
+        if not secret:
+            raise WorkbenchError(f"the environment variable {oidc['client_secret_env']} (oidc.client_secret_env) "
+                                 "holds no client secret", "set it for the hub, or use oidc.client_secret_file")
+        a.client_secret = secret
+    if oidc["callback_url"]:
+        a.oauth_callback_url = oidc["callback_url"]
+    a.scope = oidc["scopes"]
+    a.username_claim = oidc["username_claim"]
+    a.groups_claim = oidc["groups_claim"]
+    a.login_groups = set(oidc["login_groups"])
+    a.role_groups = oidc["role_groups"]
+    a.settings_roles = settings["roles"]
+    a.login_service = oidc["login_service"]
+    a.discovery_ttl = oidc["discovery_ttl"]
+    a.catalog_url = catalog_url(settings)
+    a.audit_key_file = str(audit_key_file(settings))
+    c.CryptKeeper.keys = [ensure_key(ensure_state_dir(settings) / AUTH_STATE_KEY)]
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
+    c.JupyterHub.custom_scopes = roles.CUSTOM_SCOPES
 
 
 def update_spawner(c, settings: dict, federation_url: str = "", portal_url: str = "") -> None:
@@ -93,7 +137,8 @@ def update_services(c, settings: dict, extra_services: list[dict] = ()) -> None:
         {"name": SERVICE_ACCESS,
          "command": [sys.executable, "-m", "imaging_workbench.hub.access_service",
                      "--catalog-url", url, "--interval", str(box["revocation_interval"]),
-                     "--audit-key-file", str(audit_key_file(settings))]},
+                     "--audit-key-file", str(audit_key_file(settings)),
+                     *(["--refresh-logins"] if uses_oidc(settings) else [])]},
         # The hub stops a service with SIGINT, and with SIGTERM only after its interrupt timeout
         # (about 30 s with its back-off). A hub started in the background passes SIGINT down ignored,
         # and the culler sets no handler of its own: `env` restores the default (and execs, same pid).
@@ -117,7 +162,8 @@ def update_roles(c, settings: dict) -> None:
     c.JupyterHub.load_roles = [
         *roles.hub_roles(settings["roles"]),
         {"name": "workbench-access", "services": [SERVICE_ACCESS],
-         "scopes": ["read:users", "read:servers", "admin:servers"]},
+         "scopes": ["read:users", "read:servers", "admin:servers",
+                    *([roles.AUTH_REFRESH_SCOPE] if uses_oidc(settings) else [])]},
         {"name": "idle-culler", "services": [SERVICE_CULLER],
          "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
     ]

@@ -83,6 +83,10 @@ INSTRUCTOR = Role(
     "their session's group only: its members and their servers' lifecycle; no server access")
 
 ROLES = (RESEARCHER, OPERATOR, STEWARD, OUTPUT_CHECKER, CLINICIAN, INSTRUCTOR)
+# The workbench-access service's own scope under OIDC login: ask the provider about a user again.
+AUTH_REFRESH_SCOPE = "custom:workbench:auth-refresh"
+CUSTOM_SCOPES = {AUTH_REFRESH_SCOPE: {
+    "description": "Ask the identity provider about a user again, and apply what it says now."}}
 ANY_DATASET = "*"
 REVIEW_KINDS = ("access", "output")
 
@@ -131,6 +135,46 @@ def roles_of(settings: dict, name: str) -> list[str]:
 def named_people(settings: dict) -> list[str]:
     """Everyone the settings name in any role, each once."""
     return list(dict.fromkeys(name for role in ROLES for name in members(settings, role)))
+
+
+def merged(*sections: dict) -> dict:
+    """One `roles:` section holding every name of `sections` (e.g. the deployment settings' and
+    those the identity provider's groups gave), each name once, in order."""
+    out = {"operators": [], "stewards": {}, "output_checkers": [], "clinicians": []}
+    for section in sections:
+        for key, names in (section or {}).items():
+            if key == STEWARD.settings_key:
+                for dataset_id, stewards in dict(names or {}).items():
+                    out[key][dataset_id] = list(dict.fromkeys([*out[key].get(dataset_id, []), *stewards]))
+            else:
+                out[key] = list(dict.fromkeys([*out.get(key, []), *(names or ())]))
+    return out
+
+
+def roles_from_groups(role_groups: dict, name: str, groups: Iterable[str]) -> dict:
+    """The `roles:` section that the identity provider's `groups` give `name`.
+
+    Args:
+        role_groups: the deployment settings' `oidc.role_groups`, shaped like the `roles:` section
+            with IdP group names where the names of people would be: {"operators": [groups],
+            "stewards": {dataset id or "*": [groups]}, "output_checkers": [...], "clinicians": [...]}.
+    """
+    groups, name = set(groups), normalize(name)
+    section = {}
+    for key, mapped in (role_groups or {}).items():
+        if key == STEWARD.settings_key:
+            held = {dataset_id: [name] for dataset_id, gs in dict(mapped or {}).items() if groups & set(gs)}
+            if held:
+                section[key] = held
+        elif groups & set(mapped or ()):
+            section[key] = [name]
+    return section
+
+
+def hub_roles_of(settings: dict, name: str) -> tuple[list[str], list[str]]:
+    """The JupyterHub roles (beyond `user`) and hub groups `settings` give `name`: (roles, groups)."""
+    held = [role for role in ROLES if role.settings_key and normalize(name) in members(settings, role)]
+    return [r.hub_role for r in held if r.hub_role], [r.group for r in held if r.group]
 
 
 def hub_roles(settings: dict) -> list[dict]:

@@ -13,6 +13,7 @@ from ..airlock.filing import Limits, checked_request, file_from_outbox
 from ..airlock.outbox import home_folder, list_files, open_outbox
 from ..airlock.store import AirlockStore
 from ..catalog import releases
+from ..catalog.idp_roles import effective_roles
 from ..catalog.access_requests import NotAllowed
 from ..catalog.models import RELEASED
 from ..deployment import parse_memory
@@ -33,7 +34,10 @@ class AirlockDesk:
 
     @property
     def roles_settings(self) -> dict:
-        return self.ctx.settings["roles"]
+        """Who holds which role now: the settings' `roles:` and what the identity provider's groups
+        gave at each user's last login or refresh (catalog/idp_roles.py)."""
+        with self.ctx.session() as s:
+            return effective_roles(s, self.ctx.settings["roles"])
 
     def _home(self, user: str) -> Path:
         from ..hub.network import docker_client

@@ -8,6 +8,7 @@ adds who may *see* a request: its requester and the stewards of its datasets.
 from sqlalchemy import select
 
 from ..catalog import access_requests
+from ..catalog.idp_roles import effective_roles
 from ..catalog.datasets import datasets_by_id, list_datasets
 from ..catalog.grants import SANDBOX, live_grants
 from ..catalog.models import ServerMount
@@ -27,7 +28,10 @@ class Portal:
 
     @property
     def roles_settings(self) -> dict:
-        return self.ctx.settings["roles"]
+        """Who holds which role now: the settings' `roles:` and what the identity provider's groups
+        gave at each user's last login or refresh (catalog/idp_roles.py)."""
+        with self.ctx.session() as s:
+            return effective_roles(s, self.ctx.settings["roles"])
 
     @property
     def max_days(self) -> int:
