@@ -33,9 +33,11 @@ class PKCEGate:
         self.app = app
         self.challenges: dict[str, tuple[str | None, str | None]] = {}
         self.exchanges: list[dict] = []
+        self.paths: list[str] = []  # every request's path, in order
 
     def __call__(self, environ, start_response):
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD")
+        self.paths.append(path)
         if path == "/oauth2/authorize" and method == "POST":
             query = parse_qs(environ.get("QUERY_STRING", ""))
             asked = (query.get("code_challenge", [None])[0], query.get("code_challenge_method", [None])[0])

@@ -7,9 +7,9 @@ PKCE. Its users, each a `sub` with the claims the provider sends:
   group (she loses the role at the next refresh, her server running), then out of the platform's
   group (her access ends and her server stops, without her coming back);
 - sam: the platform's group and lung-ct's stewards' group: a steward, with no way into petra's server;
-- nora (no username claim), otto (in no allowed group), wendy (signs in while the hub holds a
-  wrong client secret), and anyone while the provider is down: each gets a page that says what
-  happened, and nothing is created in the catalog or the hub.
+- nora (no username claim), quinn (a username no account can have), otto (in no allowed group),
+  wendy (signs in while the hub holds a wrong client secret), and anyone while the provider is
+  down: each gets a page that says what happened, and nothing is created in the catalog or the hub.
 """
 
 import html
@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.browser]
 BOX = Box(network="wbtest-oidc-sandbox", subnet="172.29.252.0/24", prefix="wbtest-oidc")
 PLATFORM, CHECKERS, LUNG_STEWARDS = "imaging-researchers", "output-checkers", "lung-ct-stewards"
 DATASET = "lung-ct"
-SUBS = {name: f"{name}@uni.example" for name in ("petra", "sam", "nora", "otto", "wendy")}
+SUBS = {name: f"{name}@uni.example" for name in ("petra", "sam", "nora", "otto", "wendy", "quinn")}
 PORTAL = f"/services/{SERVICE_NAME}/"
 
 
@@ -50,6 +50,7 @@ def provider():
     p.set_user(SUBS["nora"], email=SUBS["nora"], groups=[PLATFORM])  # no preferred_username
     p.set_user(SUBS["otto"], preferred_username="otto", groups=["marketing"])
     p.set_user(SUBS["wendy"], preferred_username="wendy", groups=[PLATFORM])
+    p.set_user(SUBS["quinn"], preferred_username="Quinn Smith", groups=[PLATFORM])
     yield p
     p.stop()
 
@@ -176,6 +177,10 @@ def test_a_stewards_groups_make_a_steward_with_no_way_into_a_researchers_server(
         into_petras = http.get(f"{hub.url}{path}", timeout=60)
         assert into_petras.status_code == 403, f"{path}: {into_petras.status_code} {into_petras.url}"
 
+    # Nor can a user's own token make the hub ask the provider about anyone (the access service's scope).
+    sams_token = hub.user_token("sam")
+    assert hub.api("POST", "/workbench/auth-refresh/petra", token=sams_token).status_code == 403
+
     # Logout ends the hub session and offers the provider's end-session URL.
     out = http.get(f"{hub.url}/hub/logout", timeout=30)
     link = re.search(r'id="end-provider-session"[^>]*href="([^"]+)"', out.text)
@@ -214,11 +219,13 @@ def test_a_researcher_taken_out_of_the_platform_loses_access_and_servers(oidc_hu
     assert ended.details["reason"].startswith("identity provider: petra is in none of the groups")
 
 
-@pytest.mark.parametrize("case", ["provider down", "wrong client secret", "no username claim", "no allowed group"])
+@pytest.mark.parametrize("case", ["provider down", "wrong client secret", "no username claim", "unusable username",
+                                  "no allowed group"])
 def test_a_login_that_cannot_succeed_gets_a_clear_page_and_creates_nothing(oidc_hub, provider, case):
     hub = oidc_hub
     name, sub = {"provider down": ("wendy", SUBS["wendy"]), "wrong client secret": ("wendy", SUBS["wendy"]),
-                 "no username claim": ("nora", SUBS["nora"]), "no allowed group": ("otto", SUBS["otto"])}[case]
+                 "no username claim": ("nora", SUBS["nora"]), "unusable username": ("quinn smith", SUBS["quinn"]),
+                 "no allowed group": ("otto", SUBS["otto"])}[case]
     if case == "provider down":
         with provider.down():
             page = requests.get(f"{hub.url}/hub/oauth_login", timeout=30)
@@ -233,6 +240,9 @@ def test_a_login_that_cannot_succeed_gets_a_clear_page_and_creates_nothing(oidc_
     elif case == "no username claim":
         _, page = login(hub.url, sub)
         status, says = 403, "has no 'preferred_username' claim"
+    elif case == "unusable username":
+        _, page = login(hub.url, sub)
+        status, says = 403, "names you 'Quinn Smith' ('preferred_username'), which cannot name a workbench account"
     else:
         _, page = login(hub.url, sub)
         status, says = 403, f"otto is in none of the groups that may use this workbench ({PLATFORM})"

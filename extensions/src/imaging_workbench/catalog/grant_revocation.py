@@ -21,7 +21,8 @@ from .models import Grant
 def _require_steward(roles_settings: dict, user: str) -> None:
     if roles.normalize(user) not in roles.members(roles_settings, roles.STEWARD):
         raise NotAllowed(f"{user} is not a data steward",
-                         "grants are managed by the stewards the deployment settings name (roles.stewards)")
+                         "grants are managed by the stewards the deployment settings name (roles.stewards) "
+                         "or the identity provider's groups give (oidc.role_groups)")
 
 
 def stewarded_grants(session: Session, roles_settings: dict, steward: str) -> list[Grant]:

@@ -173,8 +173,8 @@ def withdraw(session: Session, author: str, request_id: int) -> ReleaseRequest:
 def _checker(roles_settings: dict, checker: str, request: ReleaseRequest, earlier=()) -> None:
     why = roles.review_refusal(roles_settings, checker, request.author, "output", earlier_reviewers=earlier)
     if why:
-        raise NotAllowed(why, "output checkers are named in the deployment settings (roles.output_checkers); "
-                              "each file needs two different ones, never its author")
+        raise NotAllowed(why, "output checkers are named in the deployment settings (roles.output_checkers) or by "
+                              "the identity provider's groups; each file needs two different ones, never its author")
 
 
 def review(session: Session, roles_settings: dict, checker: str, request_id: int, file_id: int, decision: str,

@@ -1,12 +1,12 @@
 """Local logins for the workbench's own accounts (demo users, operators), checked against the catalog.
 
-Production deployments log in through OpenID Connect instead (hub_config/jupyterhub_config.d/50-oidc.py.example);
-there, `account_registration_hook` records each user who logs in so stewards can grant them datasets."""
+Production deployments log in through their OpenID Connect provider instead (hub/oidc.py,
+`hub.authenticator: oidc`), which gives each user a catalog account at their first login."""
 
 from jupyterhub.auth import Authenticator
 from traitlets import Unicode, default
 
-from ..catalog.accounts import check_password, ensure_account
+from ..catalog.accounts import check_password
 from ..catalog.models import Account
 from .catalog_link import in_catalog
 
@@ -38,12 +38,3 @@ class WorkbenchAuthenticator(Authenticator):
             return None
         return {"name": name}
 
-
-def account_registration_hook(catalog_url: str, audit_key_file: str | None = None):
-    """A post_auth_hook for OIDC logins that gives each user a catalog account (without a password)."""
-
-    async def register_account(authenticator, handler, auth_model):
-        await in_catalog(catalog_url, lambda s: ensure_account(s, "hub", auth_model["name"]), key_file=audit_key_file)
-        return auth_model
-
-    return register_account

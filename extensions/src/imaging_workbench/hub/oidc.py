@@ -24,7 +24,7 @@ from tornado.web import HTTPError
 from traitlets import Dict, Float, Set, Unicode, default
 
 from ..catalog import idp_roles
-from ..catalog.accounts import ensure_account
+from ..catalog.accounts import NAME_RE, ensure_account
 from . import roles
 from .catalog_link import in_catalog
 from .oidc_discovery import Discovery, ProviderUnavailable
@@ -166,6 +166,11 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
             raise LoginError(403, REFUSED, f"Your account at the identity provider has no '{self.username_claim}' "
                                            f"claim (it sent: {sent}), and the workbench names each user by it. Ask "
                                            "the provider's administrators to release it to the workbench.")
+        if not NAME_RE.match(self.normalize_username(name)):
+            raise LoginError(403, REFUSED, f"The identity provider names you {name!r} ('{self.username_claim}'), "
+                                           "which cannot name a workbench account (lower-case letters, digits, "
+                                           "'.', '_' and '-', at most 64). Ask the provider's administrators, or "
+                                           "the workbench's operators to use another claim (oidc.username_claim).")
         return name
 
     def groups_of(self, user_info: dict) -> set[str]:

@@ -4,7 +4,10 @@ Runs inside the hub process at every OIDC login and refresh, on the hub's own da
 Only the workbench's roles and groups (hub/roles.py) are touched: the `user` role every account
 holds, the pinned `admin` role, services' roles and training sessions' roles stay as they are.
 The section passed in is the union of the deployment settings and the identity provider's groups,
-so nobody the settings name loses a role here; `load_roles` still applies the settings at start.
+so nobody the settings name loses a role here; `load_roles` still applies the settings at start,
+which leaves only their names: the provider's come back at each user's first request after a
+restart (the hub refreshes every login it has not refreshed yet) or at workbench-access's next
+pass for users with running servers. The portal reads the catalog's record, which a restart keeps.
 """
 
 from jupyterhub import orm

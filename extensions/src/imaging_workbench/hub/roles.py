@@ -2,14 +2,20 @@
 
 Every account is a researcher. The deployment settings' `roles:` section names the people with
 more to do: operators, data stewards (per dataset, or "*" for every dataset), output checkers and
-clinicians; training sessions (from the catalog, later) name their instructors. This module turns
-that section into JupyterHub role definitions (`c.JupyterHub.load_roles`) and hub groups
-(`c.JupyterHub.load_groups`), and answers the portal's questions (`is_steward`, `may_review`).
-Everything else reads the declarations here instead of spelling a scope or a group name itself.
+clinicians; under OpenID Connect login the provider's groups give the same roles through the
+settings' `oidc.role_groups` (`roles_from_groups`); training sessions (from the catalog, later)
+name their instructors. A "roles section" has the shape of `roles:`, and `merged` unions them.
+This module turns the settings' section into JupyterHub role definitions
+(`c.JupyterHub.load_roles`) and hub groups (`c.JupyterHub.load_groups`), and answers the portal's
+questions (`is_steward`, `may_review`) for whatever section it is given (the portal passes the
+settings' merged with the provider's, catalog/idp_roles.py). Everything else reads the
+declarations here instead of spelling a scope or a group name itself.
 
-Membership is synced by configuration, never by the authenticator:
+Membership comes from configuration and, under OIDC, from the workbench's own login code:
 - roles are assigned to users by name in `load_roles`, which JupyterHub applies exactly at every
   start: a name taken out of the settings loses its role at the next start;
+- the roles and groups the provider's groups give are granted and stripped by hub/role_sync.py at
+  every login and refresh (hub/oidc.py), never stripping what the settings give;
 - the hub groups (`workbench-operators`, ...) list the same people for the admin page and, later,
   as targets of dashboard shares. JupyterHub's `load_groups` only ever adds members, so no role is
   given through a group: a stale member gains nothing from it;

@@ -32,12 +32,10 @@ class AirlockDesk:
         self.limits = Limits(airlock["max_files"], parse_memory(airlock["max_file_size"]))
         self._docker = None
 
-    @property
-    def roles_settings(self) -> dict:
-        """Who holds which role now: the settings' `roles:` and what the identity provider's groups
-        gave at each user's last login or refresh (catalog/idp_roles.py)."""
-        with self.ctx.session() as s:
-            return effective_roles(s, self.ctx.settings["roles"])
+    def held_roles(self, session) -> dict:
+        """Who holds which role now, read in the caller's transaction: the settings' `roles:` and
+        what the identity provider's groups gave at each user's last login or refresh."""
+        return effective_roles(session, self.ctx.settings["roles"])
 
     def _home(self, user: str) -> Path:
         from ..hub.network import docker_client
@@ -99,8 +97,8 @@ class AirlockDesk:
 
     def queue(self, checker: str) -> list[dict]:
         """What `checker` may check (403 for anyone who is not an output checker)."""
-        self._must_check(checker)
         with self.ctx.session() as s:
+            self._must_check(s, checker)
             return [self._view(s, checker, r) for r in releases.to_check(s, checker)]
 
     def get(self, user: str, request_id: int) -> dict:
@@ -109,20 +107,20 @@ class AirlockDesk:
 
     def review(self, checker: str, request_id: int, file_id: int, decision, comment="") -> dict:
         with self.ctx.session() as s:
-            releases.review(s, self.roles_settings, checker, request_id, file_id, decision, comment)
+            releases.review(s, self.held_roles(s), checker, request_id, file_id, decision, comment)
             return self._view(s, checker, releases.get_release(s, request_id))
 
     def close(self, checker: str, request_id: int, outcome: str, reason) -> dict:
         with self.ctx.session() as s:
-            return self._view(s, checker, releases.close(s, self.roles_settings, checker, request_id, outcome, reason))
+            return self._view(s, checker, releases.close(s, self.held_roles(s), checker, request_id, outcome, reason))
 
     def release(self, checker: str, request_id: int) -> dict:
         """Copy an approved request's files to the release area and record it released."""
         with self.ctx.session() as s:
             request = releases.get_release(s, request_id)
-            releases.check_may_release(self.roles_settings, checker, request)
+            releases.check_may_release(self.held_roles(s), checker, request)
             manifest = self.store.release(request_id, {f.name: f.sha256 for f in request.files})
-            return self._view(s, checker, releases.mark_released(s, self.roles_settings, checker, request_id,
+            return self._view(s, checker, releases.mark_released(s, self.held_roles(s), checker, request_id,
                                                                   manifest))
 
     def content(self, user: str, request_id: int, file_id: int, released: bool = False) -> tuple[str, Path]:
@@ -135,7 +133,7 @@ class AirlockDesk:
             if file is None:
                 raise NotFound(f"release request {request_id} has no file {file_id}", "see the files its page lists")
             if not released:
-                self._must_check(user)
+                self._must_check(s, user)
                 if roles.normalize(user) == request.author:
                     raise NotAllowed(f"{user} is the author of release {request_id}",
                                      "authors get their files once released, never before review")
@@ -147,14 +145,15 @@ class AirlockDesk:
             releases.record_download(s, user, request, file)
             return file.name, path
 
-    def _must_check(self, user: str) -> None:
-        if roles.normalize(user) not in roles.members(self.roles_settings, roles.OUTPUT_CHECKER):
+    def _must_check(self, session, user: str) -> None:
+        if roles.normalize(user) not in roles.members(self.held_roles(session), roles.OUTPUT_CHECKER):
             raise NotAllowed(f"{user} is not an output checker",
-                             "output checkers are named in the deployment settings (roles.output_checkers)")
+                             "output checkers are named in the deployment settings (roles.output_checkers) or "
+                             "by the identity provider's groups (oidc.role_groups)")
 
     def _visible(self, session, user: str, request_id: int):
         request = releases.get_release(session, request_id)
-        if not releases.may_see(self.roles_settings, user, request):
+        if not releases.may_see(self.held_roles(session), user, request):
             raise NotAllowed(f"release request {request_id} is not {user}'s",
                              "see your own releases on the portal's Releases page")
         return request
@@ -163,12 +162,12 @@ class AirlockDesk:
         """The request as `user` sees it: each file says whether `user` may review it now."""
         session.flush()
         session.refresh(request)
-        view = request.as_dict()
+        view, held = request.as_dict(), self.held_roles(session)
         for file, row in zip(request.files, view["files"]):
             earlier = [r.reviewer for r in file.current_reviews()]
             row["may_review"] = (request.state in releases.UNDER_REVIEW and len(earlier) < releases.REVIEWS_NEEDED
-                                 and roles.may_review(self.roles_settings, user, request.author, "output",
+                                 and roles.may_review(held, user, request.author, "output",
                                                       earlier_reviewers=earlier))
         view["is_author"] = roles.normalize(user) == request.author
-        view["is_checker"] = roles.may_review(self.roles_settings, user, request.author, "output")
+        view["is_checker"] = roles.may_review(held, user, request.author, "output")
         return view

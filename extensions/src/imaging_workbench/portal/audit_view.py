@@ -136,10 +136,10 @@ class AuditTrail:
         Raises:
             NotAllowed: `user` is neither operator nor steward, or asks for a dataset they do not steward.
         """
-        settings = self.portal.roles_settings
-        if self.portal.is_operator(user):
+        settings = self.portal.held_roles()
+        if self.portal.has_role(user, roles.OPERATOR, settings):
             return true()
-        if not self.portal.is_steward(user):
+        if not self.portal.has_role(user, roles.STEWARD, settings):
             raise NotAllowed(f"{user} is neither an operator nor a data steward",
                              "the audit trail is for operators and the stewards of each dataset (roles in the "
                              "deployment settings)")
@@ -162,11 +162,12 @@ class AuditTrail:
             BadField: a wrong filter, named (see AuditQuery.parse).
         """
         scope, where, limit = self._filtered(user, args)
+        operator = self.portal.is_operator(user)
         with self.portal.ctx.session() as s:
             events = s.scalars(select(AuditEvent).where(*where).order_by(AuditEvent.id.desc()).limit(limit))
             found = {"rows": [event.as_dict() for event in events], "limit": limit,
                      "total": s.scalar(select(func.count()).select_from(AuditEvent).where(*where)),
-                     "verification": self._verify(s).shown_to(self.portal.is_operator(user))}
+                     "verification": self._verify(s).shown_to(operator)}
             if choices:
                 found.update(self._choices(s, scope))
         return found

@@ -22,12 +22,12 @@ def stewarded_grants(portal, steward: str) -> list[dict]:
     """The live grants on `steward`'s datasets, each with its dataset's title."""
     with portal.ctx.session() as s:
         return [{**g.as_dict(), "title": g.dataset.title}
-                for g in grant_revocation.stewarded_grants(s, portal.roles_settings, steward)]
+                for g in grant_revocation.stewarded_grants(s, portal.held_roles(s), steward)]
 
 
 def revoke(portal, steward: str, grant_id: int, reason) -> dict:
     with portal.ctx.session() as s:
-        return grant_revocation.revoke_grant(s, portal.roles_settings, steward, grant_id, reason).as_dict()
+        return grant_revocation.revoke_grant(s, portal.held_roles(s), steward, grant_id, reason).as_dict()
 
 
 class GrantsPage(Page):

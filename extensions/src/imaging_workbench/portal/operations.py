@@ -26,10 +26,12 @@ class Portal:
         self.airlock = AirlockDesk(ctx)
         self.audit = AuditTrail(self)  # one per portal: requests share its last verification
 
-    @property
-    def roles_settings(self) -> dict:
+    def held_roles(self, session=None) -> dict:
         """Who holds which role now: the settings' `roles:` and what the identity provider's groups
-        gave at each user's last login or refresh (catalog/idp_roles.py)."""
+        gave at each user's last login or refresh (catalog/idp_roles.py). Read in `session` when
+        one is open (a second transaction would wait for it: SQLite has one writer)."""
+        if session is not None:
+            return effective_roles(session, self.ctx.settings["roles"])
         with self.ctx.session() as s:
             return effective_roles(s, self.ctx.settings["roles"])
 
@@ -37,24 +39,32 @@ class Portal:
     def max_days(self) -> int:
         return self.ctx.settings["access"]["max_days"]
 
+    def has_role(self, user: str, role: roles.Role, held: dict | None = None) -> bool:
+        return roles.normalize(user) in roles.members(held or self.held_roles(), role)
+
     def is_steward(self, user: str) -> bool:
-        return roles.normalize(user) in roles.members(self.roles_settings, roles.STEWARD)
+        return self.has_role(user, roles.STEWARD)
 
     def is_operator(self, user: str) -> bool:
-        return roles.normalize(user) in roles.members(self.roles_settings, roles.OPERATOR)
+        return self.has_role(user, roles.OPERATOR)
 
     def is_checker(self, user: str) -> bool:
-        return roles.normalize(user) in roles.members(self.roles_settings, roles.OUTPUT_CHECKER)
+        return self.has_role(user, roles.OUTPUT_CHECKER)
 
     def roles_for_nav(self, user: str | None) -> dict:
         """Which role-only pages the menu links for `user` (None: nobody signed in)."""
-        return {"is_steward": bool(user) and self.is_steward(user), "is_operator": bool(user) and self.is_operator(user),
-                "is_checker": bool(user) and self.is_checker(user)}
+        if not user:
+            return {"is_steward": False, "is_operator": False, "is_checker": False}
+        held = self.held_roles()
+        return {"is_steward": self.has_role(user, roles.STEWARD, held),
+                "is_operator": self.has_role(user, roles.OPERATOR, held),
+                "is_checker": self.has_role(user, roles.OUTPUT_CHECKER, held)}
 
     def catalogue(self, q: str = "", **filters: str) -> dict:
         """{"datasets": the public views passing the search, "facets": the filters' values over all}."""
         with self.ctx.session() as s:
-            rows = [public_view(d, self.roles_settings) for d in list_datasets(s)]
+            held = self.held_roles(s)
+            rows = [public_view(d, held) for d in list_datasets(s)]
         return {"datasets": [row for row in rows if matches(row, q, **filters)], "facets": facets(rows)}
 
     def submit(self, user: str, datasets, project, purpose, mode, days) -> dict:
@@ -75,8 +85,8 @@ class Portal:
         """
         with self.ctx.session() as s:
             request = access_requests.get_request(s, request_id)
-            ids = [item.dataset_id for item in request.items]
-            stewarded = {d for d in ids if roles.is_steward(self.roles_settings, user, d)}
+            ids, held = [item.dataset_id for item in request.items], self.held_roles(s)
+            stewarded = {d for d in ids if roles.is_steward(held, user, d)}
             if roles.normalize(user) != roles.normalize(request.requester) and not stewarded:
                 raise access_requests.NotAllowed(
                     f"access request {request_id} is neither {user}'s nor for a dataset they steward",
@@ -86,7 +96,7 @@ class Portal:
             for item in view["items"]:
                 item["title"] = titles.get(item["dataset_id"], item["dataset_id"])
                 item["may_decide"] = (item["state"] == "pending" and view["state"] == "pending"
-                                      and roles.may_review(self.roles_settings, user, request.requester, "access",
+                                      and roles.may_review(held, user, request.requester, "access",
                                                            item["dataset_id"]))
             return view
 
@@ -99,9 +109,10 @@ class Portal:
         if not self.is_steward(user):
             raise access_requests.NotAllowed(
                 f"{user} is not a data steward",
-                "reviews are for the stewards the deployment settings name (roles.stewards)")
+                "reviews are for the stewards the deployment settings name (roles.stewards) or the identity "
+                "provider's groups give (oidc.role_groups)")
         with self.ctx.session() as s:
-            items = access_requests.pending_for(s, self.roles_settings, user)
+            items = access_requests.pending_for(s, self.held_roles(s), user)
             titles = {d.id: d.title for d in datasets_by_id(s, {i.dataset_id for i in items}).values()}
             return [{**item.as_dict(), "title": titles.get(item.dataset_id, item.dataset_id),
                      "request": {k: v for k, v in item.request.as_dict().items() if k != "items"}}
@@ -110,7 +121,7 @@ class Portal:
     def decide(self, user: str, request_id: int, dataset_id, approve: bool, days=None, conditions=None,
                reason="") -> dict:
         with self.ctx.session() as s:
-            item = access_requests.decide(s, self.roles_settings, user, request_id, dataset_id, approve, days,
+            item = access_requests.decide(s, self.held_roles(s), user, request_id, dataset_id, approve, days,
                                           conditions, reason)
             return item.as_dict()
 
