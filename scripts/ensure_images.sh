@@ -110,11 +110,14 @@ build_package_wheel() {
 }
 
 assemble_context() {
-  rm -rf "$ctx/wheelhouse" "$ctx/jupyter"
-  mkdir -p "$ctx"
+  rm -rf "$ctx/wheelhouse" "$ctx/jupyter" "$ctx/lab-settings" "$ctx/examples"
+  mkdir -p "$ctx/examples"
   cp -al "$wheelhouse" "$ctx/wheelhouse" 2>/dev/null || cp -a "$wheelhouse" "$ctx/wheelhouse"
   rm -f "$ctx/wheelhouse/.complete"
   cp -a "$images/singleuser/jupyter" "$ctx/jupyter"
+  cp -a "$images/singleuser/lab-settings" "$ctx/lab-settings"
+  list_files notebooks/researcher notebooks/clinician | tar -C "$REPO_ROOT" -cf - -T - \
+    | tar -C "$ctx/examples" --strip-components=1 -xf -  # notebooks/researcher/x -> examples/researcher/x
   cp "$images/singleuser/Dockerfile" "$ctx/Dockerfile"
 }
 
@@ -158,7 +161,7 @@ main() {
     if have_image "$base_tag"; then log "base $base_tag exists"; else stage base build_base; fi
   fi
 
-  singleuser_tag="workbench-singleuser:$(content_hash "$base_tag" images/singleuser extensions README.md)"
+  singleuser_tag="workbench-singleuser:$(content_hash "$base_tag" images/singleuser extensions README.md notebooks)"
   if have_image "$singleuser_tag"; then
     log "single-user $singleuser_tag exists"
   else

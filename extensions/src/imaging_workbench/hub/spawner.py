@@ -2,6 +2,7 @@
 into a locked-down container, and audits every start and stop."""
 
 import asyncio
+import json
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from ..clock import utcnow
 from ..errors import WorkbenchError
 from . import profiles as profile_rules
 from .catalog_link import in_catalog
+from ..material_extension import ENV as MATERIAL_ENV
 from .mount_plan import DATA_ROOT, lost_datasets, plan_server
 from .network import docker_client, missing_walls
 
@@ -27,6 +29,7 @@ def host_has_gpus() -> bool:
 
 # The image's sandbox user (jovyan, uid 1000, group users): owner of a new capped home.
 HOME_OWNER = "1000:100"
+SHIPPED_EXAMPLES = "/opt/workbench/examples"  # the image's copy of notebooks/researcher and notebooks/clinician
 HOME_IMAGE_LABEL = "org.imaging-workbench.home-image"
 
 
@@ -141,6 +144,9 @@ class WorkbenchSpawner(DockerSpawner):
     )).tag(config=True)
     federation_url = Unicode("", help="URL sandboxes use for the federation service.").tag(config=True)
     portal_url = Unicode("", help="URL sandboxes use for the portal's API (release requests).").tag(config=True)
+    material = List(List(Unicode()), default_value=[[SHIPPED_EXAMPLES, "examples"]],
+                    help="[folder in the image, folder in the home] pairs delivered at each start without "
+                         "overwriting the user's changes (imaging_workbench/material.py).").tag(config=True)
     state_dir = Unicode("", help="The deployment's state directory: no mounted dataset may be in it or above it "
                                  "(checked again at every spawn).").tag(config=True)
     sandbox_subnet = Unicode(help="Subnet of the sandbox network; checked at every spawn with its firewall.").tag(
@@ -202,6 +208,7 @@ class WorkbenchSpawner(DockerSpawner):
             env["WORKBENCH_FEDERATION_URL"] = self.federation_url
         if self.portal_url:
             env["WORKBENCH_PORTAL_URL"] = self.portal_url
+        env[MATERIAL_ENV] = json.dumps(self.material)
         return env
 
     async def start(self):
