@@ -13,6 +13,7 @@ from .errors import WorkbenchError
 COMMAND_MODULES = (
     "imaging_workbench.catalog.commands",
     "imaging_workbench.airlock.commands",
+    "imaging_workbench.sessions.commands",
     "imaging_workbench.hub.commands",
     "imaging_workbench.dicom.commands",
     "imaging_workbench.federation.commands",

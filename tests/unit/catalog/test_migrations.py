@@ -30,7 +30,8 @@ T0 = utcnow().replace(microsecond=123456) - timedelta(days=30)
 LATER_TABLES = ("federation_site_policies", "federation_budgets",  # added by revision 0003
                 "access_requests", "access_request_items",         # added by revision 0004
                 "release_requests", "release_files", "release_reviews",  # added by revision 0005
-                "idp_roles")                                          # added by revision 0006
+                "idp_roles",                                          # added by revision 0006
+                "training_sessions", "session_members")               # added by revision 0007
 
 
 def previous_release_metadata() -> MetaData:

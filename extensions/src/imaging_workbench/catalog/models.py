@@ -288,3 +288,46 @@ class AuditEvent(Base):
     def as_dict(self) -> dict:
         return {c: getattr(self, c) for c in (
             "id", "at", "actor", "action", "subject", "dataset", "details", "scheme", "hash")}
+
+
+class TrainingSession(Base):
+    """A training session: a time window, its teaching dataset, material and profile."""
+
+    __tablename__ = "training_sessions"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
+    material: Mapped[str] = mapped_column(Text)  # folder on the host, delivered into ~/sessions/<name>
+    profile: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    members: Mapped[list["SessionMember"]] = relationship(back_populates="session", order_by="SessionMember.id")
+
+    def as_dict(self) -> dict:
+        out = {c: getattr(self, c) for c in ("name", "dataset_id", "material", "profile", "starts_at", "ends_at",
+                                             "created_by", "created_at", "ended_at")}
+        out["learners"] = [m.user for m in self.members if m.role == "learner"]
+        out["instructors"] = [m.user for m in self.members if m.role == "instructor"]
+        out["temporary_accounts"] = [m.user for m in self.members if m.temporary]
+        return out
+
+
+class SessionMember(Base):
+    """A learner or instructor of a training session. A temporary account's one-time password is
+    kept for the instructors to hand out until the session ends (never in a host file)."""
+
+    __tablename__ = "session_members"
+    __table_args__ = (UniqueConstraint("session_name", "user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_name: Mapped[str] = mapped_column(ForeignKey("training_sessions.name"), index=True)
+    user: Mapped[str] = mapped_column(ForeignKey("accounts.name"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    temporary: Mapped[bool] = mapped_column(Boolean, default=False)
+    one_time_password: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+    session: Mapped[TrainingSession] = relationship(back_populates="members")

@@ -7,7 +7,7 @@ adds who may *see* a request: its requester and the stewards of its datasets.
 
 from sqlalchemy import select
 
-from ..catalog import access_requests
+from ..catalog import access_requests, training_sessions
 from ..catalog.idp_roles import effective_roles
 from ..catalog.datasets import datasets_by_id, list_datasets
 from ..catalog.grants import SANDBOX, live_grants
@@ -54,11 +54,12 @@ class Portal:
     def roles_for_nav(self, user: str | None) -> dict:
         """Which role-only pages the menu links for `user` (None: nobody signed in)."""
         if not user:
-            return {"is_steward": False, "is_operator": False, "is_checker": False}
-        held = self.held_roles()
+            return {"is_steward": False, "is_operator": False, "is_checker": False, "is_instructor": False}
+        with self.ctx.session() as s:
+            held, instructs = self.held_roles(s), bool(training_sessions.instructed_by(s, user))
         return {"is_steward": self.has_role(user, roles.STEWARD, held),
                 "is_operator": self.has_role(user, roles.OPERATOR, held),
-                "is_checker": self.has_role(user, roles.OUTPUT_CHECKER, held)}
+                "is_checker": self.has_role(user, roles.OUTPUT_CHECKER, held), "is_instructor": instructs}
 
     def catalogue(self, q: str = "", **filters: str) -> dict:
         """{"datasets": the public views passing the search, "facets": the filters' values over all}."""

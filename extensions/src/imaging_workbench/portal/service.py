@@ -18,6 +18,7 @@ Routes (under the service prefix, /services/workbench-portal/ by default):
     GET  /audit, /audit.csv            GET  api/audit?dataset=&action=&actor=&since=&until=&q=&limit=
                                             (operators: every row; stewards: their datasets' rows)
     the airlock's pages and API: release_pages.py
+    GET  /teaching         instructors GET  api/teaching  (their sessions, learners' one-time passwords)
                                        GET  api/health  (no auth)
 
 People sign in through the hub (OAuth; `oauth_no_confirm`), programs send their JupyterHub token
@@ -44,6 +45,7 @@ from .grant_pages import GRANT_ROUTES
 from .operations import Portal
 from .pages import PAGE_ROUTES
 from .release_pages import RELEASE_ROUTES
+from .session_pages import SESSION_ROUTES
 from .templating import page_environment
 
 log = logging.getLogger("workbench.portal")
@@ -62,7 +64,7 @@ def create_application(portal: Portal, hub_auth, prefix: str = f"/services/{SERV
     prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
     args = {"portal": portal, "hub_auth": hub_auth, "templates": page_environment()}
     routes = [(prefix + path, handler, args) for path, handler in [
-        *API_ROUTES, *PAGE_ROUTES, *GRANT_ROUTES, *RELEASE_ROUTES, *AUDIT_ROUTES]]
+        *API_ROUTES, *PAGE_ROUTES, *GRANT_ROUTES, *RELEASE_ROUTES, *AUDIT_ROUTES, *SESSION_ROUTES]]
     routes += [(prefix + "api/health", HealthHandler, args),
                (prefix + "oauth_callback", OAuthCallback, {"hub_auth": hub_auth})]
     # Tornado's own XSRF check runs before a handler knows how the request was authenticated;

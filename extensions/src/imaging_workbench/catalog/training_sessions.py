@@ -1,0 +1,157 @@
+"""Training sessions: a room of learners, their instructors, a teaching dataset, material and a time window.
+
+`create_session` checks everything first (the roster row by row, the dataset, the window, the
+instructors) and then records the session in one transaction: nothing is created when anything
+is wrong. With local login it can make a temporary account for each roster name that has none;
+their one-time passwords are kept in the catalog for the instructors to hand out (the portal
+shows them to the session's instructors), never written to a host file.
+"""
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..clock import utcnow
+from ..errors import NotFound, WorkbenchError
+from ..hub.roles import normalize, session_group
+from . import audit
+from .accounts import NAME_RE, add_account, generate_password
+from .datasets import get_dataset
+from .models import Account, SessionMember, TrainingSession
+
+LEARNER, INSTRUCTOR = "learner", "instructor"
+ROSTER_COLUMN = "username"
+
+
+class RosterError(WorkbenchError):
+    """A roster that cannot be used; the message names the row."""
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    name: str
+    learners: list[str]
+    instructors: list[str]
+    starts_at: datetime
+    ends_at: datetime
+    dataset_id: str
+    material: str
+    profile: str
+
+
+def read_roster(text: str) -> list[str]:
+    """The learners' names of a roster CSV with a `username` column (other columns are kept out).
+
+    Raises:
+        RosterError: no `username` column, or a row with a missing, malformed or repeated name;
+            the message names the row (the header is row 1).
+    """
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or ROSTER_COLUMN not in [c.strip().lower() for c in rows[0]]:
+        raise RosterError(f"the roster has no '{ROSTER_COLUMN}' column in its first row",
+                          f"start the file with a header such as '{ROSTER_COLUMN},display_name'")
+    column = [c.strip().lower() for c in rows[0]].index(ROSTER_COLUMN)
+    names, first_seen = [], {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines
+        if len(row) != len(rows[0]):
+            raise RosterError(f"roster row {number} has {len(row)} fields, the header {len(rows[0])}",
+                              "give every row the header's columns (quote a field that holds a comma)")
+        name = normalize(row[column].strip())
+        if not NAME_RE.match(name):
+            raise RosterError(f"roster row {number}: {row[column]!r} is not a user name",
+                              "use lower-case letters, digits, '.', '_' and '-', at most 64")
+        if name in first_seen:
+            raise RosterError(f"roster row {number}: {name} is listed twice (first at row {first_seen[name]})",
+                              "list each learner once")
+        first_seen[name] = number
+        names.append(name)
+    if not names:
+        raise RosterError("the roster lists no learners", f"add one row per learner under the '{ROSTER_COLUMN}' header")
+    return names
+
+
+def check_plan(session: Session, plan: SessionPlan, temporary_accounts: bool) -> list[str]:
+    """The roster names that need a temporary account; raises when the plan cannot be made.
+
+    Raises:
+        WorkbenchError: a bad name, a session that exists, an end not after the start or already
+            past, an instructor who is also a learner or has no account, a learner without an
+            account (unless `temporary_accounts`); each names the field.
+        NotFound: the dataset.
+    """
+    try:
+        session_group(plan.name)  # the session's hub group carries its name
+    except ValueError as e:
+        raise WorkbenchError(f"session name: {e}", "pick a name such as intro-ct-2026") from None
+    if session.get(TrainingSession, plan.name) is not None:
+        raise WorkbenchError(f"training session '{plan.name}' exists", "pick another name, or end that one first")
+    if plan.ends_at <= plan.starts_at:
+        raise WorkbenchError(f"--end {plan.ends_at:%Y-%m-%d %H:%M} is not after --start {plan.starts_at:%Y-%m-%d %H:%M}",
+                             "give an end after the start")
+    if plan.ends_at <= utcnow():
+        raise WorkbenchError(f"--end {plan.ends_at:%Y-%m-%d %H:%M} is already past", "give an end in the future")
+    get_dataset(session, plan.dataset_id)
+    if not plan.instructors:
+        raise WorkbenchError("--instructors names nobody", "name at least one instructor")
+    both = sorted(set(plan.instructors) & set(plan.learners))
+    if both:
+        raise WorkbenchError(f"--instructors: {', '.join(both)} also on the roster", "an instructor is not a learner")
+    known = set(session.scalars(select(Account.name).where(Account.name.in_(plan.instructors + plan.learners))))
+    missing_instructors = [n for n in plan.instructors if n not in known]
+    if missing_instructors:
+        raise NotFound(f"--instructors: no account for {', '.join(missing_instructors)}",
+                       "instructors sign in with their own accounts: add them first ('workbench users add')")
+    missing = [n for n in plan.learners if n not in known]
+    if missing and not temporary_accounts:
+        raise NotFound(f"the roster names users without an account: {', '.join(missing)}",
+                       "add them, or pass --temporary-accounts to make one-time accounts for them")
+    return missing
+
+
+def create_session(session: Session, actor: str, plan: SessionPlan,
+                   temporary_accounts: bool = False) -> TrainingSession:
+    """Record the session, its members and any temporary accounts (audited); see the module doc."""
+    temporary = check_plan(session, plan, temporary_accounts)
+    passwords = {name: generate_password() for name in temporary}
+    for name, password in passwords.items():
+        add_account(session, actor, name, password)
+    training = TrainingSession(name=plan.name, dataset_id=plan.dataset_id, material=plan.material,
+                               profile=plan.profile, starts_at=plan.starts_at, ends_at=plan.ends_at,
+                               created_by=actor, created_at=utcnow())
+    session.add(training)
+    for name in plan.learners:
+        session.add(SessionMember(session_name=plan.name, user=name, role=LEARNER, temporary=name in passwords,
+                                  one_time_password=passwords.get(name)))
+    for name in plan.instructors:
+        session.add(SessionMember(session_name=plan.name, user=name, role=INSTRUCTOR))
+    session.flush()
+    audit.record(session, actor, "session.create", plan.name, dataset=plan.dataset_id,
+                 learners=plan.learners, instructors=plan.instructors, temporary_accounts=sorted(passwords),
+                 starts_at=plan.starts_at, ends_at=plan.ends_at, material=plan.material, profile=plan.profile)
+    session.refresh(training)
+    return training
+
+
+def get_session(session: Session, name: str) -> TrainingSession:
+    training = session.get(TrainingSession, name)
+    if training is None:
+        raise NotFound(f"no training session '{name}'", "list them with 'workbench session list'")
+    return training
+
+
+def list_sessions(session: Session) -> list[TrainingSession]:
+    return list(session.scalars(select(TrainingSession).order_by(TrainingSession.starts_at)))
+
+
+def instructed_by(session: Session, user: str) -> list[TrainingSession]:
+    """The sessions `user` instructs that have not ended, by start."""
+    query = (select(TrainingSession).join(SessionMember)
+             .where(SessionMember.user == normalize(user), SessionMember.role == INSTRUCTOR,
+                    TrainingSession.ended_at.is_(None)).order_by(TrainingSession.starts_at))
+    return list(session.scalars(query))
