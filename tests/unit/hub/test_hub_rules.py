@@ -89,7 +89,7 @@ def test_the_plan_mounts_the_live_grants_read_only_with_the_profiles_limits(gran
 
 def open_mount(ctx):
     with ctx.session() as s:
-        _plan_and_open_mount(s, "alice", "", "workbench-alice", "standard", PROFILES["standard"], "h", None)
+        _plan_and_open_mount(s, "alice", "", "workbench-alice", "standard", PROFILES, "h", None)
 
 
 def test_revoked_and_expired_grants_make_mounts_stale_each_with_its_reason(granted):

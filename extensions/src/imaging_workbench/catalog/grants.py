@@ -4,7 +4,7 @@ A grant's mode says how: SANDBOX mounts the dataset read-only in the user's serv
 federated jobs use it); FEDERATED mounts nothing and only lets federated jobs run on it.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,9 +22,11 @@ MODES = (SANDBOX, FEDERATED)
 
 
 def grant_access(session: Session, actor: str, user: str, dataset_id: str, days: int, purpose: str, *,
-                 mode: str = SANDBOX, conditions: dict | None = None, request_id: int | None = None) -> Grant:
+                 mode: str = SANDBOX, conditions: dict | None = None, request_id: int | None = None,
+                 until: datetime | None = None) -> Grant:
     """Grant `user` access to `dataset_id` for `days` in `mode`, with a steward's `conditions`
-    (from the access request `request_id`, if it came from one); audited as "grant"."""
+    (from the access request `request_id`, if it came from one); audited as "grant". `until`, when
+    given, ends it sooner than `days` (a training session's end)."""
     get_account(session, user)
     dataset = get_dataset(session, dataset_id)
     if not isinstance(days, int) or not 0 < days <= MAX_DAYS:
@@ -42,7 +44,8 @@ def grant_access(session: Session, actor: str, user: str, dataset_id: str, days:
         raise WorkbenchError(f"user '{user}' already holds a live grant for '{dataset_id}'",
                              f"revoke it first to change it ('workbench revoke {user} {dataset_id}')")
     grant = Grant(user=user, dataset_id=dataset_id, granted_by=actor, purpose=purpose.strip(),
-                  granted_at=now, expires_at=now + timedelta(days=days), mode=mode, conditions=dict(conditions or {}),
+                  granted_at=now, expires_at=min(now + timedelta(days=days), until or now + timedelta(days=days)),
+                  mode=mode, conditions=dict(conditions or {}),
                   request_id=request_id)
     session.add(grant)
     session.flush()

@@ -2,13 +2,15 @@
 
 `create_session` checks everything first (the roster row by row, the dataset, the window, the
 instructors) and then records the session in one transaction: nothing is created when anything
-is wrong. With local login it can make a temporary account for each roster name that has none;
+is wrong. Each learner is granted the teaching dataset until the session ends (unless they hold
+it already). With local login it can make a temporary account for each roster name that has none;
 their one-time passwords are kept in the catalog for the instructors to hand out (the portal
 shows them to the session's instructors), never written to a host file.
 """
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,9 +23,12 @@ from ..hub.roles import normalize, session_group
 from . import audit
 from .accounts import NAME_RE, add_account, generate_password
 from .datasets import get_dataset
+from .grants import grant_access, live_grant
 from .models import Account, SessionMember, TrainingSession
 
 LEARNER, INSTRUCTOR = "learner", "instructor"
+SERVER_PREFIX = "session-"  # a learner's server for session NAME is named session-NAME
+MATERIAL_ROOT = "/opt/workbench/sessions"  # where a session server sees its material, read-only
 ROSTER_COLUMN = "username"
 
 
@@ -128,6 +133,10 @@ def create_session(session: Session, actor: str, plan: SessionPlan,
     for name in plan.learners:
         session.add(SessionMember(session_name=plan.name, user=name, role=LEARNER, temporary=name in passwords,
                                   one_time_password=passwords.get(name)))
+        if live_grant(session, name, plan.dataset_id) is None:  # a learner who holds it already keeps theirs
+            days = max(1, math.ceil((plan.ends_at - utcnow()).total_seconds() / 86400))
+            grant_access(session, actor, name, plan.dataset_id, days, f"training session {plan.name}",
+                         until=plan.ends_at)
     for name in plan.instructors:
         session.add(SessionMember(session_name=plan.name, user=name, role=INSTRUCTOR))
     session.flush()
@@ -155,3 +164,23 @@ def instructed_by(session: Session, user: str) -> list[TrainingSession]:
              .where(SessionMember.user == normalize(user), SessionMember.role == INSTRUCTOR,
                     TrainingSession.ended_at.is_(None)).order_by(TrainingSession.starts_at))
     return list(session.scalars(query))
+
+
+def session_server(session: Session, user: str, server_name: str) -> TrainingSession:
+    """The session whose server `server_name` `user` may start now: named session-NAME, of a
+    session that has not ended, whose learner `user` is.
+
+    Raises:
+        WorkbenchError: any other named server, or a session `user` may not start a server of now.
+    """
+    if not server_name.startswith(SERVER_PREFIX):
+        raise WorkbenchError(f"named servers are for training sessions ({SERVER_PREFIX}<session>), not "
+                             f"{server_name!r}", "use your default server")
+    name = server_name[len(SERVER_PREFIX):]
+    training = session.get(TrainingSession, name)
+    if training is None or training.ended_at is not None or training.ends_at <= utcnow():
+        raise WorkbenchError(f"training session '{name}' is not running", "ask your instructor which session to join")
+    if not any(m.user == normalize(user) and m.role == LEARNER for m in training.members):
+        raise WorkbenchError(f"{user} is not a learner of training session '{name}'",
+                             "ask your instructor to add you to the roster")
+    return training

@@ -43,7 +43,8 @@ def update_hub(c, settings: dict) -> None:
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(state / HUB_PID_FILE)  # how `workbench down` finds the hub
     c.JupyterHub.cleanup_servers = True
-    c.JupyterHub.allow_named_servers = False
+    # Named servers are training sessions' (session-<name>); the spawner refuses any other name.
+    c.JupyterHub.allow_named_servers = True
 
 
 def update_auth(c, settings: dict) -> None:

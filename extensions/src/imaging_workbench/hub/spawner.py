@@ -12,7 +12,8 @@ from jupyterhub.traitlets import ByteSpecification
 from sqlalchemy import select
 from traitlets import Dict, Integer, List, Unicode, default
 
-from ..catalog import audit
+from ..catalog import audit, training_sessions
+from ..catalog.dataset_paths import check_registered
 from ..catalog.models import ServerMount
 from ..clock import utcnow
 from ..errors import WorkbenchError
@@ -100,16 +101,25 @@ def ensure_capped_home(client, name: str, image: Path, size: int) -> None:
                              "stop whatever container still uses that volume and start again") from None
 
 
-def _plan_and_open_mount(session, user, server_name, container, profile_name, profile, home_volume, state_dir):
-    """The server's plan, with its mounts recorded before the container exists: a revocation that
-    lands while the container starts then finds them (and the spawn re-checks them after)."""
-    plan = plan_server(session, user, server_name, "named" if server_name else "default", profile=profile,
-                       home_volume=home_volume, state_dir=state_dir or None)
+def _plan_and_open_mount(session, user, server_name, container, profile_name, profiles, home_volume, state_dir):
+    """The server's plan and, for a training session's server, its material folder on the host (None
+    otherwise), with the mounts recorded before the container exists: a revocation that lands
+    while the container starts then finds them (and the spawn re-checks them after).
+
+    A named server is a training session's (training_sessions.session_server): it mounts the
+    session's teaching dataset and nothing else of the learner's, with the session's profile."""
+    kind, only, material = "default", None, None
+    if server_name:
+        training = training_sessions.session_server(session, user, server_name)
+        kind, only, profile_name = "session", [training.dataset_id], training.profile
+        material = str(check_registered(training.material, state_dir or None))
+    plan = plan_server(session, user, server_name, kind, profile=profiles[profile_name], home_volume=home_volume,
+                       only=only, state_dir=state_dir or None)
     session.add(ServerMount(user=user, server_name=server_name, container=container,
                             datasets=sorted(plan.datasets), started_at=utcnow()))
     audit.record(session, "hub", "server.start", f"{user}/{server_name}", container=container,
                  datasets=sorted(plan.datasets), profile=profile_name)
-    return plan
+    return plan, material
 
 
 def _record_stop(session, user, server_name, container):
@@ -155,6 +165,7 @@ class WorkbenchSpawner(DockerSpawner):
                                           "the federation service); checked at every spawn.").tag(config=True)
 
     _mounts: dict = {}  # dataset id -> host folder of the current start (from its mount plan)
+    _material: list = []  # `material` plus, for a session's server, the session's (of the current start)
 
     @default("remove")
     def _remove(self):  # a fresh container each start, so mounts follow the grants of that moment
@@ -208,7 +219,7 @@ class WorkbenchSpawner(DockerSpawner):
             env["WORKBENCH_FEDERATION_URL"] = self.federation_url
         if self.portal_url:
             env["WORKBENCH_PORTAL_URL"] = self.portal_url
-        env[MATERIAL_ENV] = json.dumps(self.material)
+        env[MATERIAL_ENV] = json.dumps(self._material or self.material)
         return env
 
     async def start(self):
@@ -217,17 +228,25 @@ class WorkbenchSpawner(DockerSpawner):
         except ValueError as e:
             raise self._user_error(str(e)) from None
         await self._check_walls()
-        if self.home_size:
+        if self.home_size and not self.name:
             await self._ensure_capped_home()
+        # A session's server has a home of its own: whoever helps in it sees none of the learner's own work.
+        home_volume = f"{self.home_volume}--{{servername}}" if self.name else self.home_volume
         try:
-            plan = await self._in_catalog(_plan_and_open_mount, self.user.name, self.name,
-                                          self.container_name, profile_name, self.profiles[profile_name],
-                                          self.home_volume, self.state_dir)
+            plan, material = await self._in_catalog(_plan_and_open_mount, self.user.name, self.name,
+                                                    self.container_name, profile_name, self.profiles,
+                                                    home_volume, self.state_dir)
         except WorkbenchError as e:
             raise self._user_error(str(e)) from None
         self._mounts = plan.datasets
         self.mem_limit, self.cpu_limit = plan.limits["mem_limit"], plan.limits["cpu_limit"]
         self.volumes = plan.docker_volumes()
+        self._material = list(self.material)
+        if material:  # the session's material, read-only, delivered into ~/sessions/<session>
+            session_name = self.name[len(training_sessions.SERVER_PREFIX):]
+            target = f"{training_sessions.MATERIAL_ROOT}/{session_name}"
+            self.volumes[material] = {"bind": target, "mode": "ro"}
+            self._material.append([target, f"sessions/{session_name}"])
         self.extra_host_config = self._sandbox_host_config(plan.limits["gpus"])
         self.log.info("Starting %s for %s with datasets %s (profile %s)", self.container_name, self.user.name,
                       sorted(self._mounts) or "none", profile_name)
