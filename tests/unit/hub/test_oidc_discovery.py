@@ -4,6 +4,7 @@ for the ttl, refused when the document names another issuer, a clear error when 
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -21,6 +22,13 @@ def provider():
     p.stop()
 
 
+def run(coroutine):
+    """asyncio.run on a thread of its own: a test that ran before in this process (Playwright's sync
+    API) may have left an event loop running on this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def fetches(provider) -> int:
     return provider.gate.paths.count(WELL_KNOWN)
 
@@ -28,16 +36,16 @@ def fetches(provider) -> int:
 def test_the_endpoints_come_from_the_document_and_are_kept_for_the_ttl(provider):
     discovery, before = Discovery(provider.url, ttl=3600), fetches(provider)
     assert discovery.cached is None  # nothing is fetched before it is needed
-    endpoints = asyncio.run(discovery.endpoints())
+    endpoints = run(discovery.endpoints())
     assert endpoints.authorize_url == f"{provider.url}/oauth2/authorize"
     assert endpoints.token_url == f"{provider.url}/oauth2/token"
     assert endpoints.userinfo_url == f"{provider.url}/userinfo"
     assert endpoints.end_session_url == f"{provider.url}/oauth2/end_session"
-    assert asyncio.run(discovery.endpoints()) == endpoints and fetches(provider) == before + 1
+    assert run(discovery.endpoints()) == endpoints and fetches(provider) == before + 1
 
     again = Discovery(provider.url + "/", ttl=0)  # a trailing slash names the same issuer
-    asyncio.run(again.endpoints())
-    asyncio.run(again.endpoints())
+    run(again.endpoints())
+    run(again.endpoints())
     assert fetches(provider) == before + 3  # an expired copy is fetched again
 
 
@@ -55,18 +63,18 @@ def test_a_document_naming_another_issuer_is_refused(provider):
     try:
         impostor = Discovery(f"http://127.0.0.1:{server.server_port}", ttl=3600)
         with pytest.raises(ProviderUnavailable, match=rf"names the issuer '{provider.url}'.*check oidc.issuer"):
-            asyncio.run(impostor.endpoints())
+            run(impostor.endpoints())
         assert impostor.cached is None
     finally:
         server.shutdown()
         server.server_close()
     with pytest.raises(ProviderUnavailable, match="answered its discovery document .* with HTTP 404"):
-        asyncio.run(Discovery(f"{provider.url}/realms/none", ttl=3600).endpoints())
+        run(Discovery(f"{provider.url}/realms/none", ttl=3600).endpoints())
 
 
 def test_a_provider_that_is_down_is_named_and_nothing_is_cached(provider):
     discovery = Discovery(provider.url, ttl=3600)
     with provider.down(), pytest.raises(ProviderUnavailable, match=rf"{provider.url} cannot be reached"):
-        asyncio.run(discovery.endpoints())
+        run(discovery.endpoints())
     assert discovery.cached is None
-    assert asyncio.run(discovery.endpoints()).token_url == f"{provider.url}/oauth2/token"  # back up: it works
+    assert run(discovery.endpoints()).token_url == f"{provider.url}/oauth2/token"  # back up: it works

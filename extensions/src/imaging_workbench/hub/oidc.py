@@ -17,6 +17,7 @@ handler in hub/oidc_handlers.py, for every user with a running server at each of
 """
 
 import json
+from urllib.parse import urlencode
 
 from oauthenticator.generic import GenericOAuthenticator
 from tornado.httpclient import HTTPClientError
@@ -42,6 +43,11 @@ class LoginError(HTTPError):
         super().__init__(status, "%s", message)
         self.outcome = outcome
         self.jupyterhub_message = message  # the hub's error page shows this text as it is
+
+
+def _token_endpoint_unreachable(e: Exception) -> LoginError:
+    return LoginError(503, UNREACHABLE, f"Sign-in is unavailable: the identity provider's token endpoint cannot be "
+                                        f"reached ({e}). Try again in a few minutes.")
 
 
 class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
@@ -136,13 +142,11 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
         except HTTPClientError as e:
             raise self._token_error(e) from e
         except OSError as e:
-            raise LoginError(503, UNREACHABLE, f"Sign-in is unavailable: the identity provider's token endpoint "
-                                               f"cannot be reached ({e}). Try again in a few minutes.") from e
+            raise _token_endpoint_unreachable(e) from e
 
     def _token_error(self, e: HTTPClientError) -> LoginError:
         if e.response is None:  # no answer at all
-            return LoginError(503, UNREACHABLE, f"Sign-in is unavailable: the identity provider's token endpoint "
-                                                f"cannot be reached ({e}). Try again in a few minutes.")
+            return _token_endpoint_unreachable(e)
         try:
             body = json.loads(e.response.body)
         except ValueError:
@@ -302,8 +306,6 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
 
     def end_session_url(self, id_token: str | None, after_logout: str) -> str | None:
         """The provider's end-session URL that brings the browser back to `after_logout`, if it has one."""
-        from urllib.parse import urlencode
-
         endpoints = self.discovery.cached
         if endpoints is None or not endpoints.end_session_url:
             return None
