@@ -80,14 +80,25 @@ class SiteData:
 
     @cached_property
     def _engine(self):
+        """For indexing: a catalog engine, which takes SQLite's write lock at BEGIN."""
         from ...catalog.engine import create_catalog_engine
 
         return create_catalog_engine(f"sqlite:///{self.local_dir / INDEX_FILE}")
 
+    @cached_property
+    def _reader(self):
+        """For reading the index: plain SQLite reads, which in WAL mode neither wait for a writer
+        nor hold one up. Through the write lock, two jobs reading their cases at once queued case
+        by case, and one could wait past the busy timeout and fail its part of a job."""
+        from sqlalchemy import create_engine
+
+        self._engine  # the file exists and has its schema
+        return create_engine(f"sqlite:///{self.local_dir / INDEX_FILE}", connect_args={"timeout": 30})
+
     def _session(self):
         from sqlalchemy.orm import Session
 
-        return Session(self._engine, expire_on_commit=False)
+        return Session(self._reader)
 
     def check(self, dataset_ids) -> list[str]:
         unknown = [d for d in dataset_ids if d not in self.datasets]
@@ -96,25 +107,27 @@ class SiteData:
                                  "submit jobs only for datasets the catalog places at this site")
         return list(dataset_ids)
 
-    def _ensure_index(self, session, dataset_id: str) -> None:
+    def _ensure_index(self, dataset_id: str) -> None:
         if dataset_id in self._indexed:
             return
+        from sqlalchemy.orm import Session
+
         from ...dicom import index_folder
 
-        index_folder(session, dataset_id, self.datasets[dataset_id])  # re-reads only changed files
-        session.commit()
+        with Session(self._engine) as session:
+            index_folder(session, dataset_id, self.datasets[dataset_id])  # re-reads only changed files
+            session.commit()
         self._indexed.add(dataset_id)
 
     def series(self, dataset_ids) -> list:
         """The image series (not SEG) of the datasets, from the site's index."""
         from ...dicom import list_series
 
-        rows = []
+        dataset_ids = self.check(dataset_ids)
+        for dataset_id in dataset_ids:
+            self._ensure_index(dataset_id)
         with self._session() as session:
-            for dataset_id in self.check(dataset_ids):
-                self._ensure_index(session, dataset_id)
-                rows += list_series(session, dataset_id=dataset_id, limit=None)
-        return rows
+            return [row for dataset_id in dataset_ids for row in list_series(session, dataset_id=dataset_id, limit=None)]
 
     def patients(self, dataset_ids) -> list[Patient]:
         """One record per patient and dataset, with sex and age from the indexed headers."""
