@@ -17,7 +17,8 @@ NOTEBOOKS = sorted(p.relative_to(REPO / "notebooks").as_posix() for p in (REPO /
                    if ".ipynb_checkpoints" not in p.parts)
 IMAGE = "workbench-singleuser:latest"
 # Notebooks that need more than a sandbox (a running federation) run in their own tier.
-RUN_ELSEWHERE = {"researcher/federated_statistics.ipynb": "tests/federation/test_notebook.py"}
+RUN_ELSEWHERE = {"researcher/federated_statistics.ipynb": "tests/federation/test_notebook.py",
+                 "courses/intro/03_federated_statistics.ipynb": "tests/federation/test_notebook.py"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 MOUNTED_AS = "lung-ct-mounted"
 
@@ -64,7 +65,9 @@ SANDBOX_NOTEBOOKS = [n for n in NOTEBOOKS if n not in RUN_ELSEWHERE]
 # What each notebook must show that only the mounted dataset has: the name it is mounted under
 # (the demo fallback, off here anyway, would write "lung-ct").
 EXPECTED = {"researcher/view_case.ipynb": f"{SIZES['small'][0]} series in {MOUNTED_AS}",
-            "clinician/case_review.ipynb": f"Reviewing 1 dataset(s): {MOUNTED_AS}"}
+            "clinician/case_review.ipynb": f"Reviewing 1 dataset(s): {MOUNTED_AS}",
+            "courses/intro/01_dicom_and_windowing.ipynb": f"dataset {MOUNTED_AS}: {SIZES['small'][0]} patient folders",
+            "courses/intro/02_cases_and_segmentations.ipynb": f"{SIZES['small'][0]} patients in {MOUNTED_AS}"}
 
 
 @pytest.mark.parametrize("notebook", SANDBOX_NOTEBOOKS)
