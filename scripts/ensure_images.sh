@@ -3,13 +3,15 @@
 #
 #   workbench-base:<h1>         minimal Debian (images/base/build.sh), h1 = hash of images/base/
 #   workbench-singleuser:<h2>   the single-user image, h2 = hash of h1, images/singleuser/,
-#                               extensions/ and README.md (the package's readme)
+#                               extensions/ (with the JupyterLab extension's source, extensions/lab)
+#                               and README.md (the package's readme)
 #   workbench-singleuser:latest the same image, for configs that want a fixed name
 #
 # An image whose tag exists is not rebuilt, so a second run, or a CI clone on the same machine,
 # takes about a second. The wheelhouse is cached in $WORKBENCH_HOME/wheelhouse/<hash of
-# requirements.txt and the image's Python>; an edit of extensions/ alone rebuilds only the last
-# layers of the image.
+# requirements.txt and the image's Python>, the built JupyterLab extension in
+# $WORKBENCH_HOME/labextension/<hash of extensions/lab> (scripts/build_labextension.sh); an edit
+# of extensions/ alone rebuilds only the last layers of the image.
 #
 # Env: WORKBENCH_BASE_IMAGE  use this image as the base instead of mmdebstrap (e.g. a Jupyter
 #                            Docker Stacks image, where a registry is reachable); see images/README.md
@@ -35,7 +37,7 @@ list_files() {
     else
       (cd "$REPO_ROOT" && find "$@" -type f 2>/dev/null) || true  # a missing path is no error
     fi
-  } | { grep -vE '(^|/)(build|dist|__pycache__|[^/]*\.egg-info)/|\.pyc$' || true; } \
+  } | { grep -vE '(^|/)(build|dist|node_modules|__pycache__|[^/]*\.egg-info)/|\.pyc$' || true; } \
     | LC_ALL=C sort -u | while read -r f; do
         # git lists a tracked file that was deleted in the working tree; skip it.
         if [ -f "$REPO_ROOT/$f" ]; then printf '%s\n' "$f"; fi
@@ -109,9 +111,20 @@ build_package_wheel() {
   rm -rf "$src"
 }
 
+# Our JupyterLab extension, built on the host with node (the image has none); sets $labext.
+build_lab_extension() {
+  labext="$(bash "$REPO_ROOT/scripts/build_labextension.sh")" || die "building the JupyterLab extension failed (see above)"
+}
+
 assemble_context() {
-  rm -rf "$ctx/wheelhouse" "$ctx/jupyter" "$ctx/lab-settings" "$ctx/examples"
+  local labext_name
+  rm -rf "$ctx/wheelhouse" "$ctx/jupyter" "$ctx/lab-settings" "$ctx/examples" "$ctx/labextensions"
   mkdir -p "$ctx/examples"
+  # labextensions/<package name>/, the layout of <prefix>/share/jupyter/labextensions.
+  labext_name="$(node -p 'require(process.argv[1]).name' "$labext/package.json")"
+  [ -n "$labext_name" ] || die "$labext/package.json names no package"
+  mkdir -p "$ctx/labextensions/$labext_name"
+  cp -a "$labext/." "$ctx/labextensions/$labext_name/"
   cp -al "$wheelhouse" "$ctx/wheelhouse" 2>/dev/null || cp -a "$wheelhouse" "$ctx/wheelhouse"
   rm -f "$ctx/wheelhouse/.complete"
   cp -a "$images/singleuser/jupyter" "$ctx/jupyter"
@@ -171,6 +184,7 @@ main() {
     ctx="$WORKBENCH_HOME/build/singleuser"
     stage wheelhouse ensure_wheelhouse "$py"
     stage package-wheel build_package_wheel
+    stage labextension build_lab_extension
     stage context assemble_context
     stage singleuser build_singleuser
     log "single-user image: $(docker image inspect -f '{{.Size}}' "$singleuser_tag" | awk '{printf "%.2f GB", $1/1e9}')"
