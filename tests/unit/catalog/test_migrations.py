@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import (JSON, Column, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, inspect,
+from sqlalchemy import (JSON, Boolean, Column, ForeignKey, Integer, MetaData, String, Table, Text, create_engine, inspect,
                         select, text)
 from sqlalchemy.orm import Session
 
@@ -38,12 +38,17 @@ def previous_release_metadata() -> MetaData:
     """What the release before migrations made with create_all: today's models, except that
     audit_events had neither `scheme` nor `dataset` (revision 0002), the federation's site
     reports did not exist (revision 0003), nor access requests or the airlock's tables, nor grants' `mode`, `conditions`
-    and `request_id` (revision 0004). When a later revision changes another table, freeze that
+    and `request_id` (revision 0004), nor accounts' `last_login_at` (revision 0007). When a later revision changes another table, freeze that
     table's old shape here too."""
     old = MetaData()
     for table in catalog_metadata().sorted_tables:
-        if table.name not in ("audit_events", "grants", *LATER_TABLES):
+        if table.name not in ("audit_events", "grants", "accounts", *LATER_TABLES):
             table.to_metadata(old)
+    Table("accounts", old,
+          Column("name", String(128), primary_key=True),
+          Column("password_hash", Text, nullable=True),
+          Column("is_admin", Boolean, nullable=False),
+          Column("created_at", UTCDateTime, nullable=False))
     Table("grants", old,
           Column("id", Integer, primary_key=True, autoincrement=True),
           Column("user", String(128), ForeignKey("accounts.name"), nullable=False, index=True),

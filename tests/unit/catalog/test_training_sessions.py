@@ -113,3 +113,30 @@ def test_a_session_name_is_taken_once(course, tmp_path, capsys):
     assert create(settings_file, material, "username\nlea\n", tmp_path) == 0
     assert create(settings_file, material, "username\nlea\n", tmp_path) == 1
     assert "training session 'intro-ct' exists" in capsys.readouterr().err
+
+
+def test_closing_a_session_ends_only_its_grants_and_its_temporary_accounts(course, tmp_path):
+    from imaging_workbench.catalog import grants, training_sessions
+
+    ctx, settings_file, material = course
+    with ctx.session() as s:
+        accounts.add_account(s, "steward", "lou")
+        grants.grant_access(s, "steward", "lou", "teaching-ct", 30, "her own project")  # held before the session
+    assert create(settings_file, material, "username\nlea\nlou\nleo\n", tmp_path, "--temporary-accounts") == 0
+    with ctx.session() as s:
+        training_sessions.record_prespawn(s, "edu", "intro-ct", {"lea": None, "lou": None, "leo": "out of memory"})
+        assert {m.user: m.spawn_error for m in training_sessions.learners(s.get(TrainingSession, "intro-ct"))} == {
+            "lea": None, "lou": None, "leo": "out of memory"}
+        done = training_sessions.close_session(s, "edu", "intro-ct")
+    assert done == {"grants_ended": ["lea", "leo"], "accounts_removed": ["leo"]}
+    with ctx.session() as s:
+        assert grants.approved_dataset_ids(s, "lou") == ["teaching-ct"]  # not the session's to end
+        assert grants.approved_dataset_ids(s, "lea") == [] and grants.approved_dataset_ids(s, "leo") == []
+        assert s.get(Account, "leo").password_hash is None  # its one-time password no longer logs in
+        assert all(m.one_time_password is None for m in s.scalars(select(SessionMember)))
+        assert s.get(TrainingSession, "intro-ct").ended_at is not None
+        trail = [(e.action, e.subject) for e in audit.events(s)]
+    assert ("access.ended", "lea/teaching-ct") in trail and ("user.remove", "leo") in trail
+    assert ("session.prespawn", "intro-ct") in trail and trail[-1] == ("session.end", "intro-ct")
+    with ctx.session() as s, pytest.raises(Exception, match="ended on"):
+        training_sessions.close_session(s, "edu", "intro-ct")

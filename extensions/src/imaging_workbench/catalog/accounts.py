@@ -67,6 +67,13 @@ def ensure_account(session: Session, actor: str, name: str, password: str | None
     return add_account(session, actor, name, password, is_admin), True
 
 
+def record_login(session: Session, name: str) -> None:
+    """Note that `name` logged in now (a training session's status tells who has not yet)."""
+    account = session.get(Account, name)
+    if account is not None:
+        account.last_login_at = utcnow()
+
+
 def set_password(session: Session, actor: str, name: str, password: str) -> None:
     get_account(session, name).password_hash = hash_password(password)
     audit.record(session, actor, "user.password", name)

@@ -59,6 +59,7 @@ class Account(Base):
     password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
+    last_login_at: Mapped[datetime | None] = mapped_column(nullable=True)  # a training session's status asks
 
 
 class IdpRole(Base):
@@ -329,5 +330,7 @@ class SessionMember(Base):
     role: Mapped[str] = mapped_column(String(16))
     temporary: Mapped[bool] = mapped_column(Boolean, default=False)
     one_time_password: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    spawn_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # of the latest pre-spawn, if it failed
+    grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), nullable=True)  # the session gave it
 
     session: Mapped[TrainingSession] = relationship(back_populates="members")

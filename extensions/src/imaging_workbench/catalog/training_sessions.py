@@ -23,8 +23,8 @@ from ..hub.roles import normalize, session_group
 from . import audit
 from .accounts import NAME_RE, add_account, generate_password
 from .datasets import get_dataset
-from .grants import grant_access, live_grant
-from .models import Account, SessionMember, TrainingSession
+from .grants import grant_access, live_grant, revoke_access
+from .models import Account, Grant, SessionMember, TrainingSession
 
 LEARNER, INSTRUCTOR = "learner", "instructor"
 SERVER_PREFIX = "session-"  # a learner's server for session NAME is named session-NAME
@@ -131,12 +131,13 @@ def create_session(session: Session, actor: str, plan: SessionPlan,
                                created_by=actor, created_at=utcnow())
     session.add(training)
     for name in plan.learners:
-        session.add(SessionMember(session_name=plan.name, user=name, role=LEARNER, temporary=name in passwords,
-                                  one_time_password=passwords.get(name)))
+        grant = None
         if live_grant(session, name, plan.dataset_id) is None:  # a learner who holds it already keeps theirs
             days = max(1, math.ceil((plan.ends_at - utcnow()).total_seconds() / 86400))
-            grant_access(session, actor, name, plan.dataset_id, days, f"training session {plan.name}",
-                         until=plan.ends_at)
+            grant = grant_access(session, actor, name, plan.dataset_id, days, f"training session {plan.name}",
+                                 until=plan.ends_at)
+        session.add(SessionMember(session_name=plan.name, user=name, role=LEARNER, temporary=name in passwords,
+                                  one_time_password=passwords.get(name), grant_id=grant and grant.id))
     for name in plan.instructors:
         session.add(SessionMember(session_name=plan.name, user=name, role=INSTRUCTOR))
     session.flush()
@@ -145,6 +146,63 @@ def create_session(session: Session, actor: str, plan: SessionPlan,
                  starts_at=plan.starts_at, ends_at=plan.ends_at, material=plan.material, profile=plan.profile)
     session.refresh(training)
     return training
+
+
+def server_name(session_name: str) -> str:
+    return SERVER_PREFIX + session_name
+
+
+def learners(training: TrainingSession) -> list[SessionMember]:
+    return [m for m in training.members if m.role == LEARNER]
+
+
+def instructor_names(training: TrainingSession) -> list[str]:
+    return [m.user for m in training.members if m.role == INSTRUCTOR]
+
+
+def live_session(session: Session, name: str) -> TrainingSession:
+    """The session `name`, which must not have ended."""
+    training = get_session(session, name)
+    if training.ended_at is not None:
+        raise WorkbenchError(f"training session '{name}' ended on {training.ended_at:%Y-%m-%d %H:%M} UTC",
+                             "create a new session for another run of the course")
+    return training
+
+
+def record_prespawn(session: Session, actor: str, name: str, errors: dict[str, str | None]) -> None:
+    """Keep each learner's pre-spawn outcome (None: ready) for `session status`; audited."""
+    training = live_session(session, name)
+    for member in learners(training):
+        if member.user in errors:
+            member.spawn_error = errors[member.user]
+    audit.record(session, actor, "session.prespawn", name, ready=sorted(u for u, e in errors.items() if e is None),
+                 failed={u: e for u, e in sorted(errors.items()) if e is not None})
+
+
+def close_session(session: Session, actor: str, name: str) -> dict:
+    """The catalog's part of ending a session, after its servers are stopped and its work archived:
+    the grants it gave end, its temporary accounts can no longer log in and their one-time
+    passwords go, and the session is marked ended. Each step is audited."""
+    training = live_session(session, name)
+    ended, closed = [], []
+    for member in learners(training):
+        grant = session.get(Grant, member.grant_id) if member.grant_id else None
+        if grant is not None and grant.revoked_at is None and grant.expires_at > utcnow():
+            revoke_access(session, actor, member.user, grant.dataset_id)
+            audit.record(session, actor, "access.ended", f"{member.user}/{grant.dataset_id}", dataset=grant.dataset_id,
+                         grant_id=grant.id, datasets=[grant.dataset_id], reason=f"training session {name} ended")
+            ended.append(member.user)
+        member.one_time_password = None
+        if member.temporary:
+            account = session.get(Account, member.user)
+            if account.password_hash is not None:
+                account.password_hash = None
+                audit.record(session, actor, "user.remove", member.user, reason=f"temporary account of training "
+                             f"session {name}, which ended")
+                closed.append(member.user)
+    training.ended_at = utcnow()
+    audit.record(session, actor, "session.end", name, grants_ended=ended, accounts_removed=closed)
+    return {"grants_ended": ended, "accounts_removed": closed}
 
 
 def get_session(session: Session, name: str) -> TrainingSession:

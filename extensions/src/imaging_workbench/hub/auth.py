@@ -6,14 +6,18 @@ Production deployments log in through their OpenID Connect provider instead (hub
 from jupyterhub.auth import Authenticator
 from traitlets import Unicode, default
 
-from ..catalog.accounts import check_password
+from ..catalog.accounts import check_password, record_login
 from ..catalog.models import Account
 from .catalog_link import in_catalog
 
 
-def _password_hash(session, name):
+def _check_login(session, name, password):
+    """Whether `password` is `name`'s; a successful login is noted on the account."""
     account = session.get(Account, name)
-    return None if account is None else account.password_hash
+    if account is None or not check_password(account.password_hash, password):
+        return False
+    record_login(session, name)
+    return True
 
 
 class WorkbenchAuthenticator(Authenticator):
@@ -32,8 +36,7 @@ class WorkbenchAuthenticator(Authenticator):
 
     async def authenticate(self, handler, data):
         name = self.normalize_username(data.get("username", ""))
-        password_hash = await in_catalog(self.catalog_url, _password_hash, name)
-        if password_hash is None or not check_password(password_hash, data.get("password", "")):
+        if not await in_catalog(self.catalog_url, _check_login, name, data.get("password", "")):
             self.log.warning("Failed login for %r", name)
             return None
         return {"name": name}

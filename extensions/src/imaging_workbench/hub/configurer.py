@@ -11,6 +11,7 @@ from ..catalog.audit_key import ensure_key, key_file as audit_key_file
 from ..errors import WorkbenchError
 from ..private_state import ensure_state_dir
 from ..deployment import catalog_url
+from ..sessions import hub_api as sessions_hub
 from ..stack import HUB_PID_FILE, STACK_ENV, STACK_LABEL, stack_id
 from . import roles
 from .network import gateway, sandbox_open_ports
@@ -146,6 +147,8 @@ def update_services(c, settings: dict, extra_services: list[dict] = ()) -> None:
         {"name": SERVICE_CULLER,
          "command": ["env", "--default-signal=INT", sys.executable, "-m", "jupyterhub_idle_culler",
                      f"--timeout={box['idle_timeout']}"]},
+        # No process: `workbench session` on the host calls the hub with this service's token.
+        {"name": sessions_hub.SERVICE_NAME, "api_token": sessions_hub.ensure_token(settings)},
         *extra_services,
     ]
     # Managed services get a fresh environment: the stack's mark lets `workbench down` find one
@@ -167,6 +170,7 @@ def update_roles(c, settings: dict) -> None:
                     *([roles.AUTH_REFRESH_SCOPE] if uses_oidc(settings) else [])]},
         {"name": "idle-culler", "services": [SERVICE_CULLER],
          "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},
+        {"name": sessions_hub.SERVICE_NAME, "services": [sessions_hub.SERVICE_NAME], "scopes": sessions_hub.SCOPES},
     ]
 
 

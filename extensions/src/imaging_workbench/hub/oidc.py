@@ -25,7 +25,7 @@ from tornado.web import HTTPError
 from traitlets import Dict, Float, Set, Unicode, default
 
 from ..catalog import idp_roles
-from ..catalog.accounts import NAME_RE, ensure_account
+from ..catalog.accounts import NAME_RE, ensure_account, record_login
 from . import roles
 from .catalog_link import in_catalog
 from .oidc_discovery import Discovery, ProviderUnavailable
@@ -214,12 +214,14 @@ class WorkbenchOIDCAuthenticator(GenericOAuthenticator):
         provider's groups give them are recorded only then."""
         auth_model = await super().get_authenticated_user(handler, data)
         if auth_model:
-            await self._record(auth_model["name"], auth_model["idp_roles"])
+            await self._record(auth_model["name"], auth_model["idp_roles"], login=True)
         return auth_model
 
-    async def _record(self, name: str, section: dict) -> None:
+    async def _record(self, name: str, section: dict, login: bool = False) -> None:
         def record(session):
             ensure_account(session, ACTOR, name)
+            if login:
+                record_login(session, name)
             changed = idp_roles.record_idp_roles(session, ACTOR, name, section)
             if changed["added"] or changed["removed"]:
                 self.log.info("Roles of %s from the identity provider: +%s -%s", name, changed["added"],

@@ -3,8 +3,8 @@
 Every account is a researcher. The deployment settings' `roles:` section names the people with
 more to do: operators, data stewards (per dataset, or "*" for every dataset), output checkers and
 clinicians; under OpenID Connect login the provider's groups give the same roles through the
-settings' `oidc.role_groups` (`roles_from_groups`); training sessions (from the catalog, later)
-name their instructors. A "roles section" has the shape of `roles:`, and `merged` unions them.
+settings' `oidc.role_groups` (`roles_from_groups`); training sessions (from the catalog) name
+their instructors, who get no hub role: each learner's session server is shared with them. A "roles section" has the shape of `roles:`, and `merged` unions them.
 This module turns the settings' section into JupyterHub role definitions
 (`c.JupyterHub.load_roles`) and hub groups (`c.JupyterHub.load_groups`), and answers the portal's
 questions (`is_steward`, `may_review`) for whatever section it is given (the portal passes the
@@ -85,8 +85,9 @@ CLINICIAN = Role(
     "open the dashboards shared with their group (the shares give the access, not a role)")
 INSTRUCTOR = Role(
     "instructor", None, None, (), None,
-    "a training session's instructors, from the catalog (see instructor_role)",
-    "their session's group only: its members and their servers' lifecycle; no server access")
+    "a training session's instructors, from the catalog (catalog/training_sessions.py)",
+    "open their learners' session-NAME servers, each shared with them at pre-spawn (a JupyterHub share: "
+    "access to that one server, which mounts only the teaching dataset); no other server")
 
 ROLES = (RESEARCHER, OPERATOR, STEWARD, OUTPUT_CHECKER, CLINICIAN, INSTRUCTOR)
 # The workbench-access service's own scope under OIDC login: ask the provider about a user again.
@@ -214,27 +215,6 @@ def _checked_session_id(session_id: str) -> str:
 def session_group(session_id: str) -> str:
     """The hub group of a training session's participants."""
     return f"group-session-{_checked_session_id(session_id)}"
-
-
-def instructor_scopes(session_id: str) -> list[str]:
-    """What an instructor of `session_id` may do: see the session's group and its members, and
-    start (pre-spawn) and stop their servers. Not `access:servers`: a participant's one server
-    also mounts any research dataset they are approved for. Not `groups`: whoever adds users to a
-    group takes the group's scopes over them, so the workbench writes session membership itself.
-
-    Raises:
-        ValueError: the id cannot be part of a JupyterHub role name.
-    """
-    group = f"!group={session_group(session_id)}"
-    return [f"read:groups{group}", f"list:users{group}", f"read:users{group}", f"servers{group}"]
-
-
-def instructor_role(session_id: str, instructors: Iterable[str]) -> dict:
-    """The `load_roles` definition that gives `instructors` their session's scopes."""
-    return {"name": f"instructor-session-{_checked_session_id(session_id)}",
-            "description": f"instructors of training session {session_id}",
-            "scopes": instructor_scopes(session_id),
-            "users": list(dict.fromkeys(normalize(n) for n in instructors))}
 
 
 def reaching_scopes(scopes: Iterable[str]) -> list[str]:

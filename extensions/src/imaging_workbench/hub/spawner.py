@@ -13,6 +13,7 @@ from sqlalchemy import select
 from traitlets import Dict, Integer, List, Unicode, default
 
 from ..catalog import audit, training_sessions
+from ..sessions.homes import session_home_template
 from ..catalog.dataset_paths import check_registered
 from ..catalog.models import ServerMount
 from ..clock import utcnow
@@ -231,7 +232,7 @@ class WorkbenchSpawner(DockerSpawner):
         if self.home_size and not self.name:
             await self._ensure_capped_home()
         # A session's server has a home of its own: whoever helps in it sees none of the learner's own work.
-        home_volume = f"{self.home_volume}--{{servername}}" if self.name else self.home_volume
+        home_volume = session_home_template(self.home_volume) if self.name else self.home_volume
         try:
             plan, material = await self._in_catalog(_plan_and_open_mount, self.user.name, self.name,
                                                     self.container_name, profile_name, self.profiles,

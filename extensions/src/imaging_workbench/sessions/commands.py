@@ -1,14 +1,19 @@
-"""CLI: `workbench session create|list|show`, an educator's training sessions."""
+"""CLI: `workbench session create|list|show|prespawn|status|collect|end`, an educator's training sessions."""
 
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ..catalog import training_sessions
+from ..catalog.models import Account
 from ..errors import WorkbenchError
 from ..hub.roles import normalize
 from ..output import print_rows
+from . import wrapup
+from .hub_api import SessionHub
+from .prespawn import prespawn
 
 LIST_COLUMNS = ["name", "dataset_id", "starts_at", "ends_at", "learners", "instructors", "ended_at"]
+STATUS_COLUMNS = ["learner", "server", "logged_in", "spawn_error"]
 
 
 def parse_time(value: str, option: str) -> datetime:
@@ -73,6 +78,72 @@ def _show(ctx, args):
         print(f"temporary accounts: {', '.join(row['temporary_accounts'])}")
 
 
+def _prespawn(ctx, args):
+    with ctx.session() as s:
+        training = training_sessions.live_session(s, args.name)
+        learners = [m.user for m in training_sessions.learners(training)]
+        instructors = training_sessions.instructor_names(training)
+    errors = prespawn(SessionHub.from_settings(ctx.settings), args.name, learners, instructors,
+                      args.concurrency, args.timeout)
+    with ctx.session() as s:
+        training_sessions.record_prespawn(s, ctx.actor, args.name, errors)
+    failed = {u: e for u, e in errors.items() if e is not None}
+    print(f"{len(errors) - len(failed)} of {len(errors)} learners' servers ready; shared with "
+          f"{', '.join(instructors)}")
+    if failed:
+        for user, error in sorted(failed.items()):
+            print(f"  {user}: {error}")
+        raise WorkbenchError(f"{len(failed)} servers of '{args.name}' did not start",
+                             f"see 'workbench session status {args.name}'; running prespawn again retries them")
+
+
+def status_rows(ctx, name: str, hub: SessionHub) -> list[dict]:
+    """Per learner: their session server's state, their last login since the session was made,
+    and the latest pre-spawn's error."""
+    with ctx.session() as s:
+        training = training_sessions.get_session(s, name)
+        since = training.created_at
+        members = [(m.user, m.spawn_error) for m in training_sessions.learners(training)]
+        logins = {m: s.get(Account, m).last_login_at for m, _ in members}
+    server_name = training_sessions.server_name(name)
+    rows = []
+    for user, error in members:
+        server = hub.server(user, server_name)
+        state = "stopped" if server is None else ("ready" if server.get("ready") else "pending")
+        login = logins[user]
+        rows.append({"learner": user, "server": state,
+                     "logged_in": f"{login:%Y-%m-%d %H:%M}" if login and login >= since else "not yet",
+                     "spawn_error": error or ""})
+    return rows
+
+
+def _status(ctx, args):
+    rows = status_rows(ctx, args.name, SessionHub.from_settings(ctx.settings))
+    print_rows(rows, STATUS_COLUMNS, args.json)
+    if not args.json:
+        counts = {state: sum(r["server"] == state for r in rows) for state in ("ready", "pending", "stopped")}
+        print(f"{counts['ready']} ready, {counts['pending']} starting, {counts['stopped']} not running; "
+              f"{sum(r['logged_in'] == 'not yet' for r in rows)} not logged in yet; "
+              f"{sum(bool(r['spawn_error']) for r in rows)} spawn failures")
+
+
+def _collect(ctx, args):
+    out, packed = wrapup.collect(ctx, args.name)
+    print(f"collected {sum(bool(f) for f in packed.values())} of {len(packed)} learners' session folders into "
+          f"{out} (read-only; instructors download them from the portal's Teaching page)")
+    missing = sorted(u for u, f in packed.items() if not f)
+    if missing:
+        print(f"nothing to collect yet from: {', '.join(missing)}")
+
+
+def _end(ctx, args):
+    done = wrapup.end(ctx, args.name, SessionHub.from_settings(ctx.settings))
+    print(f"training session '{args.name}' ended: {len(done['stopped'])} servers stopped, "
+          f"{len(done['archived'])} learners' work archived under "
+          f"{wrapup.session_folder(ctx.settings, args.name) / wrapup.ARCHIVE}, {len(done['grants_ended'])} grants "
+          f"ended, {len(done['accounts_removed'])} temporary accounts removed")
+
+
 def register(subparsers) -> None:
     ss = subparsers.add_parser("session", help="training sessions for a room of learners").add_subparsers(
         dest="session_command", required=True, metavar="ACTION")
@@ -95,3 +166,19 @@ def register(subparsers) -> None:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_show)
+    p = ss.add_parser("prespawn", help="start every learner's server now, and share each with the instructors")
+    p.add_argument("name")
+    p.add_argument("--concurrency", type=int, default=4, help="spawns at once (default 4)")
+    p.add_argument("--timeout", type=float, default=300, help="seconds one server may take to be ready")
+    p.set_defaults(handler=_prespawn)
+    p = ss.add_parser("status", help="who is running, who has not logged in, and spawn failures")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_status)
+    p = ss.add_parser("collect", help="a read-only snapshot of each learner's session folder, for the instructors")
+    p.add_argument("name")
+    p.set_defaults(handler=_collect)
+    p = ss.add_parser("end", help="stop the servers, archive each learner's work, end the grants and temporary "
+                                  "accounts")
+    p.add_argument("name")
+    p.set_defaults(handler=_end)

@@ -1,4 +1,4 @@
-"""Training sessions and their learners and instructors.
+"""Training sessions and their learners and instructors; when each account last logged in.
 
 Revision ID: 0007
 Revises: 0006
@@ -34,12 +34,18 @@ def upgrade() -> None:
         sa.Column("role", sa.String(16), nullable=False),
         sa.Column("temporary", sa.Boolean(), nullable=False),
         sa.Column("one_time_password", sa.String(128), nullable=True),
+        sa.Column("spawn_error", sa.Text(), nullable=True),
+        sa.Column("grant_id", sa.Integer(), sa.ForeignKey("grants.id"), nullable=True),
         sa.UniqueConstraint("session_name", "user"),
     )
     op.create_index("ix_session_members_session_name", "session_members", ["session_name"])
     op.create_index("ix_session_members_user", "session_members", ["user"])
+    with op.batch_alter_table("accounts") as accounts:
+        accounts.add_column(sa.Column("last_login_at", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("accounts") as accounts:
+        accounts.drop_column("last_login_at")
     op.drop_table("session_members")
     op.drop_table("training_sessions")
