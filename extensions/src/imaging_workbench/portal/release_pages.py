@@ -88,20 +88,13 @@ class OutboxApi(ApiHandler):
 
 
 class FileContent(Page):
-    """A file's bytes, always as an attachment of plain bytes: a browser never renders what a
-    researcher put in a release (no HTML or script from the outbox runs on the portal's origin)."""
+    """A file's bytes, always as an attachment (Page.send_attachment)."""
 
     @web.authenticated
     async def get(self, request_id, file_id, which):
         name, path = await self.run(self.portal.airlock.content, self.user, int(request_id), int(file_id),
                                      which == "download")
-        self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Content-Disposition", f'attachment; filename="{name.rsplit("/", 1)[-1]}"')
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                self.write(chunk)
-        self.finish()
+        self.send_attachment(path, name.rsplit("/", 1)[-1])
 
 
 class ReleasesPage(Page):

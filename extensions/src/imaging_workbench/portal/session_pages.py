@@ -68,18 +68,12 @@ class TeachingApi(ApiHandler):
 
 
 class SnapshotFile(Page):
-    """A snapshot as an attachment of plain bytes (what a learner wrote never renders on the portal)."""
+    """A snapshot, as an attachment (Page.send_attachment)."""
 
     @web.authenticated
     async def get(self, name, time, learner):
         path = await self.run(snapshot, self.portal, self.user, name, time, learner)
-        self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Content-Disposition", f'attachment; filename="{name}-{learner}-{time}.tar.gz"')
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                self.write(chunk)
-        self.finish()
+        self.send_attachment(path, f"{name}-{learner}-{time}.tar.gz")
 
 
 SESSION_ROUTES = [(r"teaching", TeachingPage), (r"api/teaching", TeachingApi),
