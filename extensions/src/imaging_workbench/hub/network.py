@@ -130,6 +130,30 @@ def missing_walls(client: docker.DockerClient, network: str, subnet: str, open_p
     return problems
 
 
+def drop_default_route(pid: int, name: str) -> None:
+    """Remove the default route of the container whose process is `pid` (`name`, for the error).
+
+    Docker gives a container on an internal network a default route via the bridge; a sandbox
+    needs none (the hub and the services are on its own subnet), so it goes: traffic for anywhere
+    else fails at once, inside the sandbox. Needs root on the host (nsenter).
+
+    Raises:
+        WorkbenchError: nsenter or ip failed, or the route is still there.
+    """
+    in_netns = ["nsenter", "-t", str(pid), "-n", "ip", "route"]
+    try:
+        flush = subprocess.run([*in_netns, "flush", "exact", "0.0.0.0/0"], capture_output=True, text=True)
+        show = subprocess.run([*in_netns, "show", "default"], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise WorkbenchError("nsenter or ip is not installed on the host",
+                             "install util-linux and iproute2 there (scripts/ensure_host.sh)") from None
+    if flush.returncode != 0 or show.returncode != 0:
+        raise WorkbenchError(f"the default route of {name} could not be removed: "
+                             f"{(flush.stderr or show.stderr).strip()}", "the hub must run as root")
+    if show.stdout.strip():
+        raise WorkbenchError(f"the default route of {name} is still there", "")
+
+
 def remove_firewall(network: str) -> None:
     chain, bridge = chain_name(network), bridge_name(network)
     while _iptables("-D", "INPUT", "-i", bridge, "-j", chain, check=False).returncode == 0:
