@@ -118,7 +118,7 @@ build_lab_extension() {
 
 assemble_context() {
   local labext_name
-  rm -rf "$ctx/wheelhouse" "$ctx/jupyter" "$ctx/lab-settings" "$ctx/examples" "$ctx/labextensions"
+  rm -rf "$ctx/wheelhouse" "$ctx/jupyter" "$ctx/jupyter-dashboard" "$ctx/lab-settings" "$ctx/examples" "$ctx/labextensions"
   mkdir -p "$ctx/examples"
   # labextensions/<package name>/, the layout of <prefix>/share/jupyter/labextensions.
   labext_name="$(node -p 'require(process.argv[1]).name' "$labext/package.json")"
@@ -128,6 +128,7 @@ assemble_context() {
   cp -al "$wheelhouse" "$ctx/wheelhouse" 2>/dev/null || cp -a "$wheelhouse" "$ctx/wheelhouse"
   rm -f "$ctx/wheelhouse/.complete"
   cp -a "$images/singleuser/jupyter" "$ctx/jupyter"
+  cp -a "$images/singleuser/jupyter-dashboard" "$ctx/jupyter-dashboard"
   cp -a "$images/singleuser/lab-settings" "$ctx/lab-settings"
   list_files notebooks/researcher notebooks/clinician | tar -C "$REPO_ROOT" -cf - -T - \
     | tar -C "$ctx/examples" --strip-components=1 -xf -  # notebooks/researcher/x -> examples/researcher/x

@@ -17,6 +17,8 @@ NETWORK, SUBNET = "wbtest-sandbox", "172.29.249.0/24"
 PREFIX = "wbtest"
 # The portal's steward and the dataset they steward; test_portal_browser.py adds both to the catalog.
 STEWARD, STEWARDED = "sam", "colon-e"
+# The dataset test_dashboards.py shows on a dashboard (sam stewards it too), and the clinicians' group.
+CLINICAL, CLINICIANS = "clinic-ct", ("clara",)
 # Output checkers of the airlock tests (test_airlock_sandbox.py).
 CHECKERS = ("olga", "oscar")
 # Test servers and home volumes get their own names, apart from a `make up` on the same machine.
@@ -36,7 +38,8 @@ def sandbox_hub(tmp_path_factory, docker):
     workdir = tmp_path_factory.mktemp("dockerhub")
     settings = validate_settings(with_defaults({
         "state_dir": str(workdir / "state"),
-        "roles": {"stewards": {STEWARDED: [STEWARD]}, "output_checkers": list(CHECKERS)},
+        "roles": {"stewards": {STEWARDED: [STEWARD], CLINICAL: [STEWARD]}, "output_checkers": list(CHECKERS),
+                  "clinicians": list(CLINICIANS)},
         "sandbox": {"home_volume": HOME_VOLUME, "network": NETWORK, "subnet": SUBNET, "revocation_interval": 5,
                     "default_profile": "standard",
                     "profiles": {"standard": {"display": "Standard", "cpu": 1, "memory": "1G"},

@@ -31,7 +31,9 @@ LATER_TABLES = ("federation_site_policies", "federation_budgets",  # added by re
                 "access_requests", "access_request_items",         # added by revision 0004
                 "release_requests", "release_files", "release_reviews",  # added by revision 0005
                 "idp_roles",                                          # added by revision 0006
-                "training_sessions", "session_members")               # added by revision 0007
+                "training_sessions", "session_members",                # added by revision 0007
+                "batch_runs",                                         # added by revision 0008
+                "dashboards", "dashboard_approvals")                  # added by revision 0009
 
 
 def previous_release_metadata() -> MetaData:

@@ -11,21 +11,13 @@ again), runs the automatic checks, and two output checkers review the files. Fol
 on the portal's Releases page.
 """
 
-import os
 from pathlib import Path
 
-import requests
-
-URL_ENV = "WORKBENCH_PORTAL_URL"
-TOKEN_ENV = "JUPYTERHUB_API_TOKEN"
+from ..portal_client import PortalError, call
 
 
-class ReleaseError(Exception):
+class ReleaseError(PortalError):
     """The portal refused or failed the request: `status` (HTTP), `fields` (what was wrong)."""
-
-    def __init__(self, status: int, message: str, hint: str | None = None, fields: dict | None = None):
-        self.status, self.message, self.hint, self.fields = status, message, hint, fields or {}
-        super().__init__(f"{message} (HTTP {status})" + (f"\n  what to do: {hint}" if hint else ""))
 
 
 def release(files: list[str], statement: str, controls: str, datasets: list[str],
@@ -44,10 +36,6 @@ def release(files: list[str], statement: str, controls: str, datasets: list[str]
         ReleaseError: a file is not a plain file in the outbox (checked here to say so early; the
             portal checks again), or the portal refused the request.
     """
-    url = url or os.environ.get(URL_ENV)
-    token = token or os.environ.get(TOKEN_ENV)
-    if not url or not token:
-        raise ReleaseError(0, "no portal URL or hub token", f"run this in your workbench server (${URL_ENV}, ${TOKEN_ENV})")
     outbox = Path(outbox) if outbox else Path.home() / "outbox"
     if isinstance(files, str):
         files = [files]
@@ -57,15 +45,4 @@ def release(files: list[str], statement: str, controls: str, datasets: list[str]
             raise ReleaseError(0, f"{name} is not a plain file in {outbox}", "copy the file itself into the outbox")
     body = {"files": list(files), "statement": statement, "controls": controls, "datasets": list(datasets),
             "count_columns": count_columns or {}, "submit": submit}
-    try:
-        r = requests.post(url.rstrip("/") + "/api/releases", json=body, timeout=300,
-                          headers={"Authorization": f"token {token}"})
-    except requests.RequestException as e:
-        raise ReleaseError(0, f"cannot reach the portal at {url}: {e}", "check that the hub's portal runs") from None
-    if r.status_code >= 400:
-        try:
-            error = r.json()
-        except ValueError:
-            error = {"error": r.text or r.reason}
-        raise ReleaseError(r.status_code, error.get("error") or r.reason, error.get("hint"), error.get("fields"))
-    return r.json()
+    return call("POST", "api/releases", body, url, token, error=ReleaseError)

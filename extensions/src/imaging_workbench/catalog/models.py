@@ -291,6 +291,45 @@ class AuditEvent(Base):
             "id", "at", "actor", "action", "subject", "dataset", "details", "scheme", "hash")}
 
 
+class Dashboard(Base):
+    """A notebook its owner published as a dashboard for a hub group (clinicians), pinned by hash
+    with the image it ran in. It serves once every dataset it shows is approved by a steward."""
+
+    __tablename__ = "dashboards"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)  # its server is dashboard-<name>
+    owner: Mapped[str] = mapped_column(ForeignKey("accounts.name"), index=True)
+    notebook: Mapped[str] = mapped_column(Text)  # the file name it is served under
+    sha256: Mapped[str] = mapped_column(String(64))
+    image: Mapped[str] = mapped_column(Text)  # the image it ran in, by id
+    datasets: Mapped[list] = mapped_column(JSON)
+    group: Mapped[str] = mapped_column(String(128))  # the hub group it is shared with
+    published_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    approvals: Mapped[list["DashboardApproval"]] = relationship(back_populates="dashboard",
+                                                              order_by="DashboardApproval.id")
+
+
+class DashboardApproval(Base):
+    """A steward's decision on showing one dataset through one dashboard to its group; an
+    approval is revocable like a grant."""
+
+    __tablename__ = "dashboard_approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dashboard_name: Mapped[str] = mapped_column(ForeignKey("dashboards.name"), index=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
+    steward: Mapped[str] = mapped_column(String(128))
+    approved: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    decided_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+    dashboard: Mapped[Dashboard] = relationship(back_populates="approvals")
+
+
 class TrainingSession(Base):
     """A training session: a time window, its teaching dataset, material and profile."""
 
@@ -334,3 +373,32 @@ class SessionMember(Base):
     grant_id: Mapped[int | None] = mapped_column(ForeignKey("grants.id"), nullable=True)  # the session gave it
 
     session: Mapped[TrainingSession] = relationship(back_populates="members")
+
+
+class BatchRun(Base):
+    """A parameterised notebook run by papermill in a sandbox of its own (imaging_workbench/batch):
+    what was asked, the container it runs in, and what came of it (`summary`, one entry per case)."""
+
+    __tablename__ = "batch_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(ForeignKey("accounts.name"), index=True)
+    notebook: Mapped[str] = mapped_column(Text)  # relative to the user's home
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
+    parameters: Mapped[dict] = mapped_column(JSON)
+    per_case: Mapped[bool] = mapped_column(Boolean, default=False)
+    profile: Mapped[str] = mapped_column(String(64))
+    image: Mapped[str] = mapped_column(String(256))  # the image's id, not only its tag
+    container: Mapped[str] = mapped_column(String(128))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    notebook_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)  # of the notebook that ran
+    summary: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    submitted_by: Mapped[str] = mapped_column(String(128))
+    submitted_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    def as_dict(self) -> dict:
+        return {c: getattr(self, c) for c in (
+            "id", "user", "notebook", "dataset_id", "parameters", "per_case", "profile", "image", "container",
+            "state", "notebook_sha256", "summary", "error", "submitted_by", "submitted_at", "finished_at")}

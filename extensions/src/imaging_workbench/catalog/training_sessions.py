@@ -232,7 +232,8 @@ def session_server(session: Session, user: str, server_name: str) -> TrainingSes
         WorkbenchError: any other named server, or a session `user` may not start a server of now.
     """
     if not server_name.startswith(SERVER_PREFIX):
-        raise WorkbenchError(f"named servers are for training sessions ({SERVER_PREFIX}<session>), not "
+        raise WorkbenchError(f"named servers are for training sessions ({SERVER_PREFIX}<session>) and dashboards "
+                             f"(dashboard-<name>), not "
                              f"{server_name!r}", "use your default server")
     name = server_name[len(SERVER_PREFIX):]
     training = session.get(TrainingSession, name)

@@ -44,8 +44,11 @@ def update_hub(c, settings: dict) -> None:
     c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
     c.JupyterHub.pid_file = str(state / HUB_PID_FILE)  # how `workbench down` finds the hub
     c.JupyterHub.cleanup_servers = True
-    # Named servers are training sessions' (session-<name>); the spawner refuses any other name.
+    # Named servers are training sessions' (session-<name>) and dashboards' (dashboard-<name>);
+    # the spawner refuses any other name.
     c.JupyterHub.allow_named_servers = True
+    # Our pages over the hub's own: the home page lists the dashboards shared with the user.
+    c.JupyterHub.template_paths = [str(TEMPLATES)]
 
 
 def update_auth(c, settings: dict) -> None:
@@ -94,7 +97,6 @@ def update_oidc(c, settings: dict) -> None:
     a.catalog_url = catalog_url(settings)
     a.audit_key_file = str(audit_key_file(settings))
     c.CryptKeeper.keys = [ensure_key(ensure_state_dir(settings) / AUTH_STATE_KEY)]
-    c.JupyterHub.template_paths = [str(TEMPLATES)]
     c.JupyterHub.custom_scopes = roles.CUSTOM_SCOPES
 
 

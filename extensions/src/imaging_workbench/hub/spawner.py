@@ -12,7 +12,8 @@ from jupyterhub.traitlets import ByteSpecification
 from sqlalchemy import select
 from traitlets import Dict, Integer, List, Unicode, default
 
-from ..catalog import audit, training_sessions
+from .. import dashboard_server
+from ..catalog import audit, dashboards, training_sessions
 from ..sessions.homes import session_home_template
 from ..catalog.dataset_paths import check_registered
 from ..catalog.models import ServerMount
@@ -22,7 +23,7 @@ from . import profiles as profile_rules
 from .catalog_link import in_catalog
 from ..material_extension import ENV as MATERIAL_ENV
 from .mount_plan import DATA_ROOT, lost_datasets, plan_server
-from .network import docker_client, missing_walls
+from .network import docker_client, drop_default_route, missing_walls
 
 
 def host_has_gpus() -> bool:
@@ -103,24 +104,42 @@ def ensure_capped_home(client, name: str, image: Path, size: int) -> None:
 
 
 def _plan_and_open_mount(session, user, server_name, container, profile_name, profiles, home_volume, state_dir):
-    """The server's plan and, for a training session's server, its material folder on the host (None
-    otherwise), with the mounts recorded before the container exists: a revocation that lands
-    while the container starts then finds them (and the spawn re-checks them after).
+    """The server's plan and what its kind adds, with the mounts recorded before the container
+    exists: a revocation that lands while the container starts then finds them (and the spawn
+    re-checks them after).
 
     A named server is a training session's (training_sessions.session_server): it mounts the
-    session's teaching dataset and nothing else of the learner's, with the session's profile."""
-    kind, only, material = "default", None, None
-    if server_name:
+    session's teaching dataset and nothing else of the learner's, with the session's profile and
+    the material; or a published dashboard's (dashboards.dashboard_server): Voila on the pinned
+    notebook, the approved datasets its owner still holds, and no home at all.
+
+    Returns:
+        (plan, extra): extra holds `binds` (host folder -> docker bind), `material` ([folder in
+        the image, folder in the home] pairs), `env`, and `home` (False: no home volume).
+    """
+    kind, only = "default", None
+    extra = {"binds": {}, "material": [], "env": {}, "home": True}
+    if server_name.startswith(dashboards.SERVER_PREFIX):
+        dashboard, only = dashboards.dashboard_server(session, user, server_name)
+        kind, folder = "dashboard", Path(state_dir) / dashboards.FOLDER / dashboard.name
+        extra.update(binds={str(folder): {"bind": dashboard_server.ROOT, "mode": "ro"}}, home=False,
+                     env={"JUPYTER_CONFIG_DIR": dashboard_server.CONFIG_DIR, dashboard_server.ENV: dashboard.notebook,
+                          # over the sandbox's root "/" and JupyterLab (the spawner's notebook_dir, default_url)
+                          "JUPYTERHUB_ROOT_DIR": dashboard_server.ROOT,
+                          "JUPYTERHUB_DEFAULT_URL": f"/voila/render/{dashboard.notebook}"})
+    elif server_name:
         training = training_sessions.session_server(session, user, server_name)
         kind, only, profile_name = "session", [training.dataset_id], training.profile
         material = str(check_registered(training.material, state_dir or None))
+        target = f"{training_sessions.MATERIAL_ROOT}/{training.name}"
+        extra.update(binds={material: {"bind": target, "mode": "ro"}}, material=[[target, f"sessions/{training.name}"]])
     plan = plan_server(session, user, server_name, kind, profile=profiles[profile_name], home_volume=home_volume,
                        only=only, state_dir=state_dir or None)
     session.add(ServerMount(user=user, server_name=server_name, container=container,
                             datasets=sorted(plan.datasets), started_at=utcnow()))
     audit.record(session, "hub", "server.start", f"{user}/{server_name}", container=container,
-                 datasets=sorted(plan.datasets), profile=profile_name)
-    return plan, material
+                 datasets=sorted(plan.datasets), profile=profile_name, kind=kind)
+    return plan, extra
 
 
 def _record_stop(session, user, server_name, container):
@@ -167,6 +186,7 @@ class WorkbenchSpawner(DockerSpawner):
 
     _mounts: dict = {}  # dataset id -> host folder of the current start (from its mount plan)
     _material: list = []  # `material` plus, for a session's server, the session's (of the current start)
+    _kind_env: dict = {}  # what the server's kind adds to its environment (a dashboard's config)
 
     @default("remove")
     def _remove(self):  # a fresh container each start, so mounts follow the grants of that moment
@@ -192,7 +212,7 @@ class WorkbenchSpawner(DockerSpawner):
     def profile_name(self) -> str:
         return profile_rules.choose(self.available_profiles(), self.default_profile, self.user_options or {})
 
-    def _sandbox_host_config(self, gpus: int) -> dict:
+    def _sandbox_host_config(self, gpus: int, home_in_memory: bool = False) -> dict:
         config = {
             "read_only": True,
             "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={self.tmp_size},mode=1777", "/run": "rw,nosuid,nodev,size=16m"},
@@ -206,6 +226,8 @@ class WorkbenchSpawner(DockerSpawner):
             # No IPv6 at all: the sandbox firewall chain is IPv4 (docker's default is off; say so).
             "sysctls": {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"},
         }
+        if home_in_memory:
+            config["tmpfs"]["/home/jovyan"] = "rw,nosuid,nodev,size=64m,uid=1000,gid=100,mode=0700"
         if gpus:
             import docker
 
@@ -220,7 +242,8 @@ class WorkbenchSpawner(DockerSpawner):
             env["WORKBENCH_FEDERATION_URL"] = self.federation_url
         if self.portal_url:
             env["WORKBENCH_PORTAL_URL"] = self.portal_url
-        env[MATERIAL_ENV] = json.dumps(self._material or self.material)
+        env[MATERIAL_ENV] = json.dumps(self._material)
+        env.update(self._kind_env)
         return env
 
     async def start(self):
@@ -234,21 +257,19 @@ class WorkbenchSpawner(DockerSpawner):
         # A session's server has a home of its own: whoever helps in it sees none of the learner's own work.
         home_volume = session_home_template(self.home_volume) if self.name else self.home_volume
         try:
-            plan, material = await self._in_catalog(_plan_and_open_mount, self.user.name, self.name,
-                                                    self.container_name, profile_name, self.profiles,
-                                                    home_volume, self.state_dir)
+            plan, extra = await self._in_catalog(_plan_and_open_mount, self.user.name, self.name,
+                                                 self.container_name, profile_name, self.profiles,
+                                                 home_volume, self.state_dir)
         except WorkbenchError as e:
             raise self._user_error(str(e)) from None
         self._mounts = plan.datasets
         self.mem_limit, self.cpu_limit = plan.limits["mem_limit"], plan.limits["cpu_limit"]
-        self.volumes = plan.docker_volumes()
-        self._material = list(self.material)
-        if material:  # the session's material, read-only, delivered into ~/sessions/<session>
-            session_name = self.name[len(training_sessions.SERVER_PREFIX):]
-            target = f"{training_sessions.MATERIAL_ROOT}/{session_name}"
-            self.volumes[material] = {"bind": target, "mode": "ro"}
-            self._material.append([target, f"sessions/{session_name}"])
-        self.extra_host_config = self._sandbox_host_config(plan.limits["gpus"])
+        self.volumes = {**plan.docker_volumes(), **extra["binds"]}
+        if not extra["home"]:  # a dashboard: clinicians who open it see nothing of its owner's home
+            self.volumes.pop(plan.home_volume)
+        self._material = [*self.material, *extra["material"]] if extra["home"] else []
+        self._kind_env = extra["env"]
+        self.extra_host_config = self._sandbox_host_config(plan.limits["gpus"], home_in_memory=not extra["home"])
         self.log.info("Starting %s for %s with datasets %s (profile %s)", self.container_name, self.user.name,
                       sorted(self._mounts) or "none", profile_name)
         try:
@@ -277,10 +298,7 @@ class WorkbenchSpawner(DockerSpawner):
         sandbox needs none (the hub and the federation service are on its own subnet), so it goes:
         traffic for anywhere else fails at once, inside the sandbox."""
         pid = (await self.docker("inspect_container", self.container_id))["State"]["Pid"]
-        in_netns = ["nsenter", "-t", str(pid), "-n", "ip", "route"]
-        await asyncio.to_thread(_run, *in_netns, "flush", "exact", "0.0.0.0/0")
-        if (await asyncio.to_thread(_run, *in_netns, "show", "default")).strip():
-            raise WorkbenchError(f"the default route of {self.container_name} is still there", "")
+        await asyncio.to_thread(drop_default_route, pid, self.container_name)
 
     async def _check_walls(self) -> None:
         """No sandbox starts without its walls: a reboot drops the firewall chain, and without it

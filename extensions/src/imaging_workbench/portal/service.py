@@ -18,6 +18,7 @@ Routes (under the service prefix, /services/workbench-portal/ by default):
     GET  /audit, /audit.csv            GET  api/audit?dataset=&action=&actor=&since=&until=&q=&limit=
                                             (operators: every row; stewards: their datasets' rows)
     the airlock's pages and API: release_pages.py
+    batch runs (POST/GET api/batch, GET/DELETE api/batch/<id>): batch_api.py
     GET  /teaching         instructors GET  api/teaching  (their sessions, learners' one-time passwords)
                                        GET  api/health  (no auth)
 
@@ -41,6 +42,8 @@ from ..hub.serving import managed_service, serve_until_stopped
 from .api import API_ROUTES
 from .audit_pages import AUDIT_ROUTES
 from .base import SERVICE_NAME, HealthHandler
+from .batch_api import BATCH_ROUTES
+from .dashboard_pages import DASHBOARD_ROUTES
 from .grant_pages import GRANT_ROUTES
 from .operations import Portal
 from .pages import PAGE_ROUTES
@@ -64,7 +67,8 @@ def create_application(portal: Portal, hub_auth, prefix: str = f"/services/{SERV
     prefix = "/" + prefix.strip("/") + "/" if prefix.strip("/") else "/"
     args = {"portal": portal, "hub_auth": hub_auth, "templates": page_environment()}
     routes = [(prefix + path, handler, args) for path, handler in [
-        *API_ROUTES, *PAGE_ROUTES, *GRANT_ROUTES, *RELEASE_ROUTES, *AUDIT_ROUTES, *SESSION_ROUTES]]
+        *API_ROUTES, *PAGE_ROUTES, *GRANT_ROUTES, *RELEASE_ROUTES, *AUDIT_ROUTES, *SESSION_ROUTES,
+        *DASHBOARD_ROUTES, *BATCH_ROUTES]]
     routes += [(prefix + "api/health", HealthHandler, args),
                (prefix + "oauth_callback", OAuthCallback, {"hub_auth": hub_auth})]
     # Tornado's own XSRF check runs before a handler knows how the request was authenticated;

@@ -75,9 +75,7 @@ class SessionHub:
         r = self._call("GET", f"/groups/{quote(group)}", ok=(200, 404))
         if r.status_code == 404:
             self._call("POST", f"/groups/{quote(group)}", ok=(201, 409))
-            current = set()
-        else:
-            current = set(r.json().get("users", []))
+        current = set(r.json().get("users", [])) if r.status_code == 200 else set()
         if set(members) - current:
             self._call("POST", f"/groups/{quote(group)}/users", json={"users": sorted(set(members) - current)})
         if current - set(members):
@@ -110,9 +108,16 @@ class SessionHub:
             time.sleep(1)
         return False
 
-    def share(self, owner: str, server_name: str, user: str) -> None:
-        """`user` may open `owner`'s server `server_name` (only `access:servers` on that server)."""
-        self._call("POST", f"/shares/{quote(owner)}/{quote(server_name)}", json={"user": user})
+    def share(self, owner: str, server_name: str, user: str, scopes: list[str] | None = None) -> None:
+        """`user` may open `owner`'s server `server_name`: `scopes` filtered to that server (default
+        `access:servers` only). A share goes to a user, not a group: JupyterHub 6.1 gives a user's
+        tokens, and so their OAuth logins into a server, the scopes of shares with the user only."""
+        self._call("POST", f"/shares/{quote(owner)}/{quote(server_name)}",
+                   json={"user": user, **({"scopes": scopes} if scopes else {})})
+
+    def group_members(self, group: str) -> list[str]:
+        r = self._call("GET", f"/groups/{quote(group)}", ok=(200, 404))
+        return sorted(r.json().get("users", [])) if r.status_code == 200 else []
 
     def shares(self, owner: str, server_name: str) -> list[str]:
         r = self._call("GET", f"/shares/{quote(owner)}/{quote(server_name)}", ok=(200, 404))

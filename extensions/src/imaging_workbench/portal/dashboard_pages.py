@@ -1,0 +1,157 @@
+"""Published dashboards on the portal (catalog/dashboards.py): a researcher publishes a notebook
+from their sandbox, each dataset's steward decides, and a dashboard whose datasets are all
+approved goes live: its owner's `dashboard-NAME` server is started and shared with each member
+of its group (a JupyterHub share: access to, and start of, that one server). Revoking an
+approval stops the server and removes it, and its shares with it.
+
+    pages                          REST API (JSON)
+    GET  dashboards                GET  api/dashboards            mine, awaiting me, shared with my groups
+    POST dashboards/<name>/decide  POST api/dashboards            {name, notebook, content, datasets, group}
+                                   POST api/dashboards/<name>/decisions  {dataset, approve, reason}
+                                   POST api/dashboards/<name>/revoke     {dataset, reason}
+
+The portal pins the notebook it is sent: its bytes go to <state_dir>/dashboards/NAME/, read-only,
+with their SHA-256 and the sandbox image's id in the catalog; later edits in the owner's home
+change nothing that is served.
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from tornado import web
+
+from ..catalog import dashboards
+from ..sessions.hub_api import SessionHub
+from .api import ApiHandler, yes_or_no
+from .pages import Page
+
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+
+
+def _notebook_bytes(content) -> tuple[bytes, str]:
+    """The notebook's bytes and their SHA-256; refused unless it is a notebook's JSON."""
+    if not isinstance(content, str) or len(content) > MAX_NOTEBOOK_BYTES:
+        raise dashboards.BadField("content", "send the notebook's text (at most 20 MB)", "read the .ipynb file as text")
+    data = content.encode()
+    try:
+        json.loads(data)["cells"]
+    except (ValueError, KeyError, TypeError):
+        raise dashboards.BadField("content", "is not a notebook (JSON with cells)", "send the .ipynb file's text") from None
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _pin(settings: dict, name: str, notebook: str, data: bytes) -> Path:
+    """Write the notebook's bytes, read-only, into the dashboard's folder (whole or not at all)."""
+    folder = Path(settings["state_dir"]) / dashboards.FOLDER / name
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{notebook}.partial"
+    partial.write_bytes(data)
+    os.chmod(partial, 0o444)
+    os.replace(partial, folder / notebook)
+    return folder / notebook
+
+
+def _image_id(settings: dict) -> str:
+    from ..hub.network import docker_client
+
+    return docker_client().images.get(settings["sandbox"]["image"]).id
+
+
+def publish(portal, user: str, name, notebook, content, datasets, group) -> dict:
+    """Record the dashboard (checked first, in the catalog's transaction), then pin the notebook."""
+    data, sha = _notebook_bytes(content)
+    with portal.ctx.session() as s:
+        made = dashboards.publish(s, user, user, name, notebook, sha, _image_id(portal.ctx.settings), datasets, group)
+        _pin(portal.ctx.settings, name, notebook, data)
+        return dashboards.as_dict(made)
+
+
+def overview(portal, user: str) -> dict:
+    """What `user` sees on the Dashboards page: their own, those awaiting their decision, and the
+    live ones of the groups they are in (from the hub)."""
+    with portal.ctx.session() as s:
+        held = portal.held_roles(s)
+        everything = dashboards.list_dashboards(s)
+        mine = [dashboards.as_dict(d) for d in everything if d.owner == user]
+        awaiting = [dashboards.as_dict(d) for d in dashboards.awaiting(s, held, user)]
+        live = [dashboards.as_dict(d) for d in everything if dashboards.state(d) == dashboards.LIVE]
+    groups = set(((portal_hub(portal).user(user) or {}).get("groups")) or [])
+    return {"mine": mine, "awaiting": awaiting, "shared": [d for d in live if d["group"] in groups]}
+
+
+def portal_hub(portal) -> SessionHub:
+    return SessionHub.from_settings(portal.ctx.settings)
+
+
+def go_live(portal, name: str) -> None:
+    """Start the owner's dashboard server and share it with each member of the dashboard's group
+    (access to it, and starting it when it was stopped)."""
+    with portal.ctx.session() as s:
+        board = dashboards.as_dict(dashboards.get_dashboard(s, name))
+    hub = portal_hub(portal)
+    try:
+        hub.start_server(board["owner"], board["server"])
+    finally:  # shared even when this start fails: its members may start it themselves later
+        for member in hub.group_members(board["group"]):
+            if member != board["owner"]:
+                hub.share(board["owner"], board["server"], member, ["access:servers", "servers"])
+
+
+def decide(portal, steward: str, name: str, dataset, approve, reason) -> dict:
+    with portal.ctx.session() as s:
+        board = dashboards.decide(s, portal.held_roles(s), steward, name, dataset, approve, reason)
+        made = dashboards.as_dict(board)
+    if made["state"] == dashboards.LIVE:
+        go_live(portal, name)
+    return made
+
+
+def revoke(portal, steward: str, name: str, dataset, reason) -> dict:
+    with portal.ctx.session() as s:
+        made = dashboards.as_dict(dashboards.revoke(s, portal.held_roles(s), steward, name, dataset, reason))
+    portal_hub(portal).stop_server(made["owner"], made["server"], remove=True)  # the share goes with it
+    return made
+
+
+class DashboardsPage(Page):
+    @web.authenticated
+    async def get(self):
+        self.render_page("dashboards.html", **await self.run(overview, self.portal, self.user))
+
+
+class DecidePage(Page):
+    @web.authenticated
+    async def post(self, name):
+        await self.run(decide, self.portal, self.user, name, self.form("dataset"), self.form("approve") == "yes",
+                       self.form("reason"))
+        self.back_to("dashboards")
+
+
+class DashboardsApi(ApiHandler):
+    async def get(self):
+        self.send(await self.run(overview, self.portal, self.user))
+
+    async def post(self):
+        b = self.body("name", "notebook", "content", "datasets", "group")
+        self.send(await self.run(publish, self.portal, self.user, b["name"], b["notebook"], b["content"],
+                                 b["datasets"], b["group"]), 201)
+
+
+class DecisionsApi(ApiHandler):
+    async def post(self, name):
+        b = self.body("dataset", "approve")
+        self.send(await self.run(decide, self.portal, self.user, name, b["dataset"], yes_or_no(b, "approve"),
+                                 b.get("reason", "")))
+
+
+class RevokeApi(ApiHandler):
+    async def post(self, name):
+        b = self.body("dataset", "reason")
+        self.send(await self.run(revoke, self.portal, self.user, name, b["dataset"], b["reason"]))
+
+
+DASHBOARD_ROUTES = [(r"dashboards", DashboardsPage), (r"dashboards/([^/]+)/decide", DecidePage),
+                    (r"api/dashboards", DashboardsApi), (r"api/dashboards/([^/]+)/decisions", DecisionsApi),
+                    (r"api/dashboards/([^/]+)/revoke", RevokeApi)]
