@@ -2,16 +2,21 @@
 
 - `notebooks`: a temp folder for both servers: viewer.ipynb (the known phantom of tests/unit/widgets
   with a tissue-block segment), broken.ipynb (a series that cannot load), browser.ipynb (a
-  CaseBrowser over `demo_data`, a small synthetic lung CT cohort).
+  CaseBrowser over `demo_data`, a small synthetic lung CT cohort), cohort_overview.ipynb (the
+  shipped clinician dashboard over `demo_data`).
 - `lab`, `voila`: servers (session scope) serving that folder.
 - `browser`: Debian's chromium through playwright (never `playwright install`).
 - `page`: a fresh page whose requests off 127.0.0.1 are blocked; the test fails if there were any.
 """
 
+import json
+from pathlib import Path
+
 import pytest
 
 from .servers import OfflineGuard, Server, launch_chromium, write_notebook
 
+REPO = Path(__file__).parents[2]
 # The known phantom: air -1000 HU, tissue block 40 HU, bone block 1000 HU; segment 1 = tissue block.
 VIEWER_CELL = '''
 import numpy as np
@@ -59,7 +64,17 @@ def notebooks(tmp_path_factory, demo_data):
     write_notebook(root / "view3d.ipynb", VIEW3D_CELL)
     write_notebook(root / "browser.ipynb", BROWSER_CELL.format(root=str(demo_data),
                                                                index=str(root.parent / "index.sqlite")))
+    shipped_dashboard(root / "cohort_overview.ipynb", "clinician/cohort_overview.ipynb",
+                      data_root=str(demo_data), index_path=str(root.parent / "cohort-index.sqlite"), demo_if_empty=False)
     return root
+
+
+def shipped_dashboard(path, shipped: str, **parameters) -> None:
+    """A notebook of notebooks/ with its parameters cell set to `parameters`, as papermill would."""
+    nb = json.loads((REPO / "notebooks" / shipped).read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    cell["source"] = "".join(f"{name} = {value!r}\n" for name, value in parameters.items())
+    path.write_text(json.dumps(nb))
 
 
 @pytest.fixture(scope="session")

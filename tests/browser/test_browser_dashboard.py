@@ -35,3 +35,12 @@ def test_view_3d_draws_offline_in_voila(page, voila):
     canvas = page.wait_for_selector(".jp-OutputArea-output canvas", timeout=120_000)
     box = canvas.bounding_box()
     assert box["width"] > 100 and box["height"] > 100
+
+
+def test_the_shipped_cohort_overview_renders_its_table_chart_and_viewer_offline(page, voila):
+    page.goto(voila.url("voila/render/cohort_overview.ipynb"))
+    wait_loaded(page, timeout=120_000)
+    assert dataset(page, "maskVersion") == "1"  # the first segmented case, with its overlay
+    body = page.inner_text("body")
+    assert "Cohort overview of 1 dataset(s): lung-ct" in body and "import" not in body  # no code shown
+    assert page.locator("table").count() >= 1 and page.locator("img").count() >= 1  # the summary and its chart

@@ -12,7 +12,8 @@ pytestmark = pytest.mark.docker
 
 USER = "ella"  # no grants; her server is this test's alone
 EXAMPLES = "/home/jovyan/examples"
-SHIPPED = ["./clinician/case_review.ipynb", "./researcher/federated_statistics.ipynb", "./researcher/view_case.ipynb"]
+SHIPPED = ["./clinician/case_review.ipynb", "./clinician/cohort_overview.ipynb", "./researcher/federated_statistics.ipynb",
+           "./researcher/view_case.ipynb"]
 EDITED = f"{EXAMPLES}/researcher/view_case.ipynb"
 
 

@@ -66,6 +66,7 @@ SANDBOX_NOTEBOOKS = [n for n in NOTEBOOKS if n not in RUN_ELSEWHERE]
 # (the demo fallback, off here anyway, would write "lung-ct").
 EXPECTED = {"researcher/view_case.ipynb": f"{SIZES['small'][0]} series in {MOUNTED_AS}",
             "clinician/case_review.ipynb": f"Reviewing 1 dataset(s): {MOUNTED_AS}",
+            "clinician/cohort_overview.ipynb": f"Cohort overview of 1 dataset(s): {MOUNTED_AS}",
             "courses/intro/01_dicom_and_windowing.ipynb": f"dataset {MOUNTED_AS}: {SIZES['small'][0]} patient folders",
             "courses/intro/02_cases_and_segmentations.ipynb": f"{SIZES['small'][0]} patients in {MOUNTED_AS}"}
 
