@@ -7,7 +7,8 @@ dataset's steward, approves, the dashboard does not start. Once approved, it run
 request off 127.0.0.1 refused and counted), finds it on her home page and sees the viewer with
 the overlay. She cannot open JupyterLab, the contents API or a terminal of it, and an
 `execute_request` she sends over the dashboard's own kernel websocket runs nothing (the file it
-would write never appears). nina, outside the group, gets 403. Revoking the approval stops it."""
+would write never appears). nina, outside the group, gets 403. Someone who joins the group gains it at the access service's next pass, and loses it on
+leaving. Revoking the approval stops it."""
 
 import json
 import re
@@ -34,6 +35,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.browser]
 OWNER, CLINICIAN, OUTSIDER = "otis", "clara", "nina"
 PASSWORDS = {name: f"{name}-password-123" for name in (OWNER, CLINICIAN, OUTSIDER, STEWARD)}
 NAME, SERVER = "clinic-review", "dashboard-clinic-review"
+GROUP = "workbench-clinicians"
 PORTAL = "/services/workbench-portal"
 PWNED = "/tmp/executed-from-the-browser"
 
@@ -147,6 +149,26 @@ def test_a_clinician_sees_the_viewer_and_nothing_else(published, docker, chromiu
 
     outsider, _ = log_in(hub.url, OUTSIDER, PASSWORDS[OUTSIDER])
     assert outsider.get(f"{hub.url}/user/{OWNER}/{SERVER}/", timeout=60).status_code == 403
+
+
+def shared_with(hub) -> list[str]:
+    return [s["user"]["name"] for s in hub.api("GET", f"/shares/{OWNER}/{SERVER}").json()["items"] if s.get("user")]
+
+
+def test_who_joins_or_leaves_the_group_gains_or_loses_the_dashboard(published):
+    hub = published
+    assert CLINICIAN in shared_with(hub) and OUTSIDER not in shared_with(hub)
+    hub.api("POST", f"/groups/{GROUP}/users", json={"users": [OUTSIDER]})
+    try:
+        wait_for(lambda: OUTSIDER in shared_with(hub), 60, what="the access service to share it with nina")
+        outsider, _ = log_in(hub.url, OUTSIDER, PASSWORDS[OUTSIDER])
+        consent = outsider.get(f"{hub.url}/user/{OWNER}/{SERVER}/", timeout=60)
+        assert consent.status_code == 200 and "/hub/api/oauth2/authorize" in consent.url
+    finally:
+        hub.api("DELETE", f"/groups/{GROUP}/users", json={"users": [OUTSIDER]})
+    wait_for(lambda: OUTSIDER not in shared_with(hub), 60, what="the access service to take it from nina")
+    assert log_in(hub.url, OUTSIDER, PASSWORDS[OUTSIDER])[0].get(
+        f"{hub.url}/user/{OWNER}/{SERVER}/", timeout=60).status_code == 403
 
 
 def test_revoking_the_approval_stops_the_dashboard(published, capsys):

@@ -12,6 +12,9 @@ through the revocation function and their servers stop; one it no longer vouches
 (tokens refused) has their servers stopped until they sign in again. A provider that does not
 answer changes nothing.
 
+At every pass it also keeps each serving dashboard shared with exactly its group's members
+(hub/dashboard_shares.py).
+
 Run by the hub as a managed service; it talks to the hub REST API with its own token."""
 
 import argparse
@@ -28,6 +31,8 @@ from sqlalchemy import select
 from ..catalog import audit
 from ..catalog.models import ServerMount
 from ..clock import utcnow
+from ..sessions.hub_api import SessionHub
+from . import dashboard_shares
 from .catalog_link import catalog_session
 from .mount_plan import lost_datasets
 from .revocation import end_access
@@ -155,6 +160,7 @@ def main(argv=None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sys.exit(0))
     hub = HubAPI(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+    sharing = SessionHub(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
     stopping: dict[int, float] = {}
     log.info("Enforcing grants every %s s", args.interval)
     while True:
@@ -162,6 +168,7 @@ def main(argv=None) -> None:
             if args.refresh_logins:
                 refresh_logins_once(args.catalog_url, hub, args.audit_key_file)
             enforce_once(args.catalog_url, hub, stopping, args.audit_key_file)
+            dashboard_shares.sync_once(args.catalog_url, sharing, args.audit_key_file)
         except (requests.RequestException, OSError) as e:
             log.error("Pass failed, retrying next interval: %s", e)
         time.sleep(args.interval)

@@ -168,7 +168,8 @@ def update_roles(c, settings: dict) -> None:
     c.JupyterHub.load_roles = [
         *roles.hub_roles(settings["roles"]),
         {"name": "workbench-access", "services": [SERVICE_ACCESS],
-         "scopes": ["read:users", "read:servers", "admin:servers",
+         # shares, read:groups: each serving dashboard shared with its group's members (dashboard_shares.py)
+         "scopes": ["read:users", "read:servers", "admin:servers", "shares", "read:groups",
                     *([roles.AUTH_REFRESH_SCOPE] if uses_oidc(settings) else [])]},
         {"name": "idle-culler", "services": [SERVICE_CULLER],
          "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"]},

@@ -1,8 +1,9 @@
 """Published dashboards on the portal (catalog/dashboards.py): a researcher publishes a notebook
 from their sandbox, each dataset's steward decides, and a dashboard whose datasets are all
 approved goes live: its owner's `dashboard-NAME` server is started and shared with each member
-of its group (a JupyterHub share: access to, and start of, that one server). Revoking an
-approval stops the server and removes it, and its shares with it.
+of its group (a JupyterHub share: access to, and start of, that one server; the access service
+keeps the shares to the group's members, hub/dashboard_shares.py). Revoking an approval stops
+the server and removes it, and its shares with it.
 
     pages                          REST API (JSON)
     GET  dashboards                GET  api/dashboards            mine, awaiting me, shared with my groups
@@ -23,6 +24,7 @@ from pathlib import Path
 from tornado import web
 
 from ..catalog import dashboards
+from ..hub.dashboard_shares import share_with_members
 from ..sessions.hub_api import SessionHub
 from .api import ApiHandler, yes_or_no
 from .pages import Page
@@ -94,9 +96,7 @@ def go_live(portal, name: str) -> None:
     try:
         hub.start_server(board["owner"], board["server"])
     finally:  # shared even when this start fails: its members may start it themselves later
-        for member in hub.group_members(board["group"]):
-            if member != board["owner"]:
-                hub.share(board["owner"], board["server"], member, ["access:servers", "servers"])
+        share_with_members(hub, board["owner"], board["server"], board["group"])
 
 
 def decide(portal, steward: str, name: str, dataset, approve, reason) -> dict:

@@ -119,9 +119,13 @@ class SessionHub:
         r = self._call("GET", f"/groups/{quote(group)}", ok=(200, 404))
         return sorted(r.json().get("users", [])) if r.status_code == 200 else []
 
-    def shares(self, owner: str, server_name: str) -> list[str]:
+    def shares(self, owner: str, server_name: str) -> list[str] | None:
+        """The users the server is shared with; None when the hub has no such server."""
         r = self._call("GET", f"/shares/{quote(owner)}/{quote(server_name)}", ok=(200, 404))
-        return [] if r.status_code == 404 else [s["user"]["name"] for s in r.json()["items"] if s.get("user")]
+        return None if r.status_code == 404 else [s["user"]["name"] for s in r.json()["items"] if s.get("user")]
+
+    def unshare(self, owner: str, server_name: str, user: str) -> None:
+        self._call("PATCH", f"/shares/{quote(owner)}/{quote(server_name)}", json={"user": user})
 
 
 def _message(r: requests.Response) -> str:
