@@ -21,6 +21,7 @@ from imaging_workbench.catalog import accounts, datasets, grants
 from imaging_workbench.cli import main
 from imaging_workbench.dicom.synth import generate_cohort
 from imaging_workbench.portal.base import ACCESS_SCOPE
+from imaging_workbench.sessions.hub_api import SessionHub
 
 from ..browser.servers import OfflineGuard, signed_in_page
 from ..browser.viewer_page import VIEWER, dataset, wait_loaded
@@ -152,20 +153,21 @@ def test_a_clinician_sees_the_viewer_and_nothing_else(published, docker, chromiu
 
 
 def shared_with(hub) -> list[str]:
-    return [s["user"]["name"] for s in hub.api("GET", f"/shares/{OWNER}/{SERVER}").json()["items"] if s.get("user")]
+    return SessionHub.from_settings(hub.settings).shares(OWNER, SERVER)  # the test's own token reads no shares
 
 
 def test_who_joins_or_leaves_the_group_gains_or_loses_the_dashboard(published):
     hub = published
     assert CLINICIAN in shared_with(hub) and OUTSIDER not in shared_with(hub)
-    hub.api("POST", f"/groups/{GROUP}/users", json={"users": [OUTSIDER]})
+    service = SessionHub.from_settings(hub.settings)  # the test's own token changes no group
+    service.ensure_group(GROUP, [CLINICIAN, OUTSIDER])
     try:
         wait_for(lambda: OUTSIDER in shared_with(hub), 60, what="the access service to share it with nina")
         outsider, _ = log_in(hub.url, OUTSIDER, PASSWORDS[OUTSIDER])
         consent = outsider.get(f"{hub.url}/user/{OWNER}/{SERVER}/", timeout=60)
         assert consent.status_code == 200 and "/hub/api/oauth2/authorize" in consent.url
     finally:
-        hub.api("DELETE", f"/groups/{GROUP}/users", json={"users": [OUTSIDER]})
+        service.ensure_group(GROUP, [CLINICIAN])
     wait_for(lambda: OUTSIDER not in shared_with(hub), 60, what="the access service to take it from nina")
     assert log_in(hub.url, OUTSIDER, PASSWORDS[OUTSIDER])[0].get(
         f"{hub.url}/user/{OWNER}/{SERVER}/", timeout=60).status_code == 403
