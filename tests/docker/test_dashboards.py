@@ -34,7 +34,7 @@ from .sandboxes import exec_in
 pytestmark = [pytest.mark.docker, pytest.mark.browser]
 
 OWNER, CLINICIAN, OUTSIDER = "otis", "clara", "nina"
-PASSWORDS = {name: f"{name}-password-123" for name in (OWNER, CLINICIAN, OUTSIDER, STEWARD)}
+PASSWORDS = {name: f"{name}-password-123" for name in (OWNER, CLINICIAN, OUTSIDER)}
 NAME, SERVER = "clinic-review", "dashboard-clinic-review"
 GROUP = "workbench-clinicians"
 PORTAL = "/services/workbench-portal"
@@ -68,7 +68,7 @@ def published(sandbox_hub, docker, tmp_path_factory):
         path.chmod(0o755 if path.is_dir() else 0o644)
     data.parent.chmod(0o755)
     with hub.ctx.session() as s:
-        for name in (OWNER, CLINICIAN, OUTSIDER, STEWARD):
+        for name in (OWNER, CLINICIAN, OUTSIDER):  # sam, the steward, is test_portal_browser.py's to add
             accounts.ensure_account(s, "steward", name, PASSWORDS[name])
         datasets.add_dataset(s, "steward", CLINICAL, data, title="Clinic CT", modality="CT", site="site-1")
         grants.grant_access(s, "steward", OWNER, CLINICAL, 7, "dashboard for the tumour board")
