@@ -130,7 +130,8 @@ def test_a_clinician_sees_the_viewer_and_nothing_else(published, docker, chromiu
             assert page.request.get(base + path).status == 404, path
         assert page.request.post(base + "/api/kernels", data="{}").status == 404
         kernel = page.evaluate("() => JSON.parse(document.getElementById('jupyter-config-data').textContent).kernelId")
-        sent = page.evaluate("""async ([url, code]) => {
+        # The attack, over the page's own kernel websocket; a connection that fails raises here.
+        page.evaluate("""async ([url, code]) => {
             const ws = new WebSocket(url);
             await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
             const header = {msg_id: 'attack-1', username: 'clara', session: 'attack', msg_type: 'execute_request',
@@ -140,9 +141,7 @@ def test_a_clinician_sees_the_viewer_and_nothing_else(published, docker, chromiu
                           stop_on_error: true}}));
             await new Promise(r => setTimeout(r, 4000));
             ws.close();
-            return true;
         }""", [f"{base.replace('http', 'ws')}/api/kernels/{kernel}/channels", f"open({PWNED!r}, 'w').write('x')"])
-        assert sent
         assert exec_in(box, f"test -e {PWNED}")[0] != 0  # the kernel never ran it
     finally:
         page.context.close()
