@@ -8,11 +8,19 @@ request off 127.0.0.1 refused and counted), finds it on her home page and sees t
 the overlay. She cannot open JupyterLab, the contents API or a terminal of it, and an
 `execute_request` she sends over the dashboard's own kernel websocket runs nothing (the file it
 would write never appears). nina, outside the group, gets 403. Someone who joins the group gains it at the access service's next pass, and loses it on
-leaving. Revoking the approval stops it."""
+leaving. Revoking the approval stops it.
 
+An operator publishes a notebook of the host for otis (`workbench dashboard publish`): it runs
+first in a throwaway sandbox of otis's with only the dashboard's dataset and no network; one that
+fails is refused naming the cell, and one for a dataset otis does not hold is refused before any
+container starts."""
+
+import hashlib
 import json
 import re
 import shlex
+import time
+from pathlib import Path
 
 import pytest
 from dockerspawner import DockerSpawner
@@ -22,6 +30,7 @@ from imaging_workbench.cli import main
 from imaging_workbench.dicom.synth import generate_cohort
 from imaging_workbench.portal.base import ACCESS_SCOPE
 from imaging_workbench.sessions.hub_api import SessionHub
+from imaging_workbench.stack import STACK_LABEL, stack_id
 
 from ..browser.servers import OfflineGuard, signed_in_page
 from ..browser.viewer_page import VIEWER, dataset, wait_loaded
@@ -181,3 +190,49 @@ def test_revoking_the_approval_stops_the_dashboard(published, capsys):
     wait_for(lambda: dashboard_server(hub) is None, 120, what="the dashboard's server to stop")
     clinician, _ = log_in(hub.url, CLINICIAN, PASSWORDS[CLINICIAN])
     assert f'data-dashboard="{NAME}"' not in clinician.get(f"{hub.url}/hub/home", timeout=60).text
+
+
+def notebook(*sources: str) -> str:
+    return json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                                  "id": f"c{i}", "source": src} for i, src in enumerate(sources)],
+                       "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+                       "nbformat": 4, "nbformat_minor": 5})
+
+
+def containers_created(docker, hub, since: int) -> list:
+    return list(docker.events(since=since, until=int(time.time()) + 1, decode=True,
+                              filters={"type": "container", "event": "create",
+                                       "label": f"{STACK_LABEL}={stack_id(hub.settings)}"}))
+
+
+def test_an_operator_publishes_a_host_notebook_once_it_ran_in_the_owners_sandbox(published, docker, tmp_path, capsys):
+    hub = published
+    publish = ["--settings", str(hub.settings_file), "dashboard", "publish", "--owner", OWNER]
+    checked = tmp_path / "mounts_only.ipynb"
+    checked.write_text(notebook("import os, socket",
+                                f"assert os.listdir('/data') == [{CLINICAL!r}], os.listdir('/data')",
+                                "home = os.path.expanduser('~')  # in memory: nothing of otis's home volume\n"
+                                "assert [l.split()[2] for l in open('/proc/mounts') if l.split()[1] == home] == ['tmpfs']\n"
+                                "assert 'examples' not in os.listdir(home)",
+                                "assert [n for _, n in socket.if_nameindex()] == ['lo']  # no network at all"))
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text(notebook("import os", "os.listdir('/data/someone-elses')"))
+
+    since = int(time.time())
+    assert main(publish + ["--dataset", "lung-ct", "--name", "ungranted", str(checked)]) == 1
+    assert "holds no live grant for dataset 'lung-ct'" in capsys.readouterr().err
+    assert containers_created(docker, hub, since) == []  # refused before any sandbox ran it
+
+    assert main(publish + ["--dataset", CLINICAL, str(broken)]) == 1
+    refused = capsys.readouterr().err
+    assert "broken.ipynb: code cell 2" in refused and "FileNotFoundError" in refused, refused
+    assert main(["--settings", str(hub.settings_file), "dashboard", "list", "--json"]) == 0
+    assert "broken" not in [d["name"] for d in json.loads(capsys.readouterr().out)]
+
+    assert main(publish + ["--dataset", CLINICAL, "--json", str(checked)]) == 0, capsys.readouterr().err
+    made = json.loads(capsys.readouterr().out)[0]
+    assert (made["name"], made["owner"], made["state"]) == ("mounts-only", OWNER, "pending")
+    pinned = Path(hub.settings["state_dir"]) / "dashboards" / "mounts-only" / "mounts_only.ipynb"
+    assert made["sha256"] == hashlib.sha256(checked.read_bytes()).hexdigest() == hashlib.sha256(
+        pinned.read_bytes()).hexdigest()
+    assert pinned.stat().st_mode & 0o777 == 0o444

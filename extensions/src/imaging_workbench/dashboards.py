@@ -56,3 +56,11 @@ def publish(notebook: str | Path, name: str, datasets: list[str], group: str = C
     body = {"name": name, "notebook": path.name, "content": path.read_text(), "datasets": list(datasets),
             "group": group}
     return call("POST", "api/dashboards", body, url, token, error=DashboardError)
+
+
+if __name__ == "__main__":  # dashboard_check.py runs an operator's notebook so, in a throwaway sandbox
+    import sys
+
+    failed = first_failing_cell(Path(sys.argv[1]))
+    print(failed or "every cell ran")
+    sys.exit(1 if failed else 0)

@@ -55,9 +55,8 @@ def as_dict(dashboard: Dashboard) -> dict:
                               "decided_at": a.decided_at} for d, a in decisions.items()}}
 
 
-def publish(session: Session, actor: str, owner: str, name: str, notebook: str, sha256: str, image: str,
-            datasets: list[str], group: str) -> Dashboard:
-    """Record a dashboard, waiting for the stewards' decisions; audited as dashboard.publish.
+def check_publication(session: Session, owner: str, name: str, notebook: str, datasets: list[str], group: str) -> None:
+    """Everything `publish` refuses, checked before the notebook is run or pinned.
 
     Raises:
         BadField: a malformed name, notebook name, dataset list or group.
@@ -76,6 +75,16 @@ def publish(session: Session, actor: str, owner: str, name: str, notebook: str, 
     if session.get(Dashboard, name) is not None:
         raise Conflict(f"a dashboard named '{name}' exists", "pick another name")
     require_grants(session, owner, datasets, modes=(SANDBOX,))
+
+
+def publish(session: Session, actor: str, owner: str, name: str, notebook: str, sha256: str, image: str,
+            datasets: list[str], group: str) -> Dashboard:
+    """Record a dashboard, waiting for the stewards' decisions; audited as dashboard.publish.
+
+    Raises:
+        BadField, Conflict, WorkbenchError: see check_publication.
+    """
+    check_publication(session, owner, name, notebook, datasets, group)
     dashboard = Dashboard(name=name, owner=owner, notebook=notebook, sha256=sha256, image=image,
                           datasets=sorted(set(datasets)), group=group.strip(), published_at=utcnow())
     session.add(dashboard)

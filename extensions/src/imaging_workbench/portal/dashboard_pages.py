@@ -11,63 +11,22 @@ the server and removes it, and its shares with it.
                                    POST api/dashboards/<name>/decisions  {dataset, approve, reason}
                                    POST api/dashboards/<name>/revoke     {dataset, reason}
 
-The portal pins the notebook it is sent: its bytes go to <state_dir>/dashboards/NAME/, read-only,
-with their SHA-256 and the sandbox image's id in the catalog; later edits in the owner's home
-change nothing that is served.
+The portal pins the notebook it is sent (dashboard_publishing.py); later edits in the owner's
+home change nothing that is served.
 """
-
-import hashlib
-import json
-import os
-from pathlib import Path
 
 from tornado import web
 
+from .. import dashboard_publishing
 from ..catalog import dashboards
 from ..hub.dashboard_shares import share_with_members
 from ..sessions.hub_api import SessionHub
 from .api import ApiHandler, yes_or_no
 from .pages import Page
 
-MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
-
-
-def _notebook_bytes(content) -> tuple[bytes, str]:
-    """The notebook's bytes and their SHA-256; refused unless it is a notebook's JSON."""
-    if not isinstance(content, str) or len(content) > MAX_NOTEBOOK_BYTES:
-        raise dashboards.BadField("content", "send the notebook's text (at most 20 MB)", "read the .ipynb file as text")
-    data = content.encode()
-    try:
-        json.loads(data)["cells"]
-    except (ValueError, KeyError, TypeError):
-        raise dashboards.BadField("content", "is not a notebook (JSON with cells)", "send the .ipynb file's text") from None
-    return data, hashlib.sha256(data).hexdigest()
-
-
-def _pin(settings: dict, name: str, notebook: str, data: bytes) -> Path:
-    """Write the notebook's bytes, read-only, into the dashboard's folder (whole or not at all)."""
-    folder = Path(settings["state_dir"]) / dashboards.FOLDER / name
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{notebook}.partial"
-    partial.write_bytes(data)
-    os.chmod(partial, 0o444)
-    os.replace(partial, folder / notebook)
-    return folder / notebook
-
-
-def _image_id(settings: dict) -> str:
-    from ..hub.network import docker_client
-
-    return docker_client().images.get(settings["sandbox"]["image"]).id
-
 
 def publish(portal, user: str, name, notebook, content, datasets, group) -> dict:
-    """Record the dashboard (checked first, in the catalog's transaction), then pin the notebook."""
-    data, sha = _notebook_bytes(content)
-    with portal.ctx.session() as s:
-        made = dashboards.publish(s, user, user, name, notebook, sha, _image_id(portal.ctx.settings), datasets, group)
-        _pin(portal.ctx.settings, name, notebook, data)
-        return dashboards.as_dict(made)
+    return dashboard_publishing.publish(portal.ctx, user, user, name, notebook, content, datasets, group)
 
 
 def overview(portal, user: str) -> dict:
