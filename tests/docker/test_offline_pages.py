@@ -1,6 +1,6 @@
 """Nothing leaves for the web from the pages a user opens through the real hub and their real
 sandbox: the hub's pages, JupyterLab, the sandbox's Voila rendering a notebook that holds LaTeX
-(so MathJax is wanted), and 404 pages of the hub, the server and Voila. Every request a page makes
+(so MathJax is wanted: it is typeset by the MathJax the sandbox's server ships), and 404 pages of the hub, the server and Voila. Every request a page makes
 to an address other than 127.0.0.1 is refused and counted at the browser (OfflineGuard); the
 count must be zero. Screenshots show what each page looks like without the web."""
 
@@ -52,6 +52,9 @@ def test_no_page_asks_the_web_for_anything(doras_server, chromium):
         assert page.locator("text=official Jupyter news").count() == 0
         page.goto(f"{hub.url}/user/{USER}/voila/render/home/jovyan/latex.ipynb")
         page.wait_for_selector("text=window ready", timeout=90_000)
+        # The LaTeX is typeset, by the MathJax the sandbox's own server ships.
+        page.wait_for_selector("#rendered_cells .MathJax_Display", timeout=60_000)
+        assert page.locator("text=\\frac").count() == 0
         save_screenshot(page, "offline-04-voila-latex")
         for path in (f"/user/{USER}/voila/render/home/jovyan/missing.ipynb", f"/user/{USER}/no-such-page"):
             response = page.goto(f"{hub.url}{path}")
