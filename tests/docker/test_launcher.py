@@ -1,5 +1,8 @@
 """A new researcher finds the workbench in JupyterLab (our extension, extensions/lab): the file
-browser shows ~/examples, the launcher offers "Browse cases" and "New federated job", and each card
+browser shows ~/examples, where the server's start delivered the shipped researcher and
+clinician notebooks from the image (imaging_workbench/material.py, whose keeping of a user's
+edits tests/unit/test_material.py and a session server's restart in test_session_lifecycle.py
+show), the launcher offers "Browse cases" and "New federated job", and each card
 opens a new notebook in the home, never over an existing one, whose widget runs: the CaseBrowser
 lists the approved dataset and opens a case in the viewer, the federated job form offers its
 algorithms. Through the real hub and the real sandbox; every request off 127.0.0.1 is refused
@@ -25,6 +28,8 @@ DATASET, PATIENTS = "launcher-ct", 2
 CATEGORY = "Imaging Workbench"
 HOME = "/home/jovyan"
 MINE = "# lena's own notes\n"  # in ~/cases-1.ipynb before she clicks: it must survive
+SHIPPED = ["./clinician/case_review.ipynb", "./clinician/cohort_overview.ipynb", "./researcher/federated_statistics.ipynb",
+           "./researcher/view_case.ipynb"]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +68,8 @@ def output_text(notebook) -> str:
 
 def test_a_new_user_opens_a_case_and_a_federated_job_from_the_launcher(lenas_server, docker, chromium):
     hub, guard = lenas_server, OfflineGuard()
+    code, out = run_in(docker, USER, f"cd {HOME}/examples && find . -name '*.ipynb' | sort")
+    assert (code, out.split()) == (0, SHIPPED), out
     code, out = run_in(docker, USER, f"printf %s {shlex.quote(MINE)} > {HOME}/cases-1.ipynb")
     assert code == 0, out
     page = signed_in_page(chromium, guard, hub.url, USER, PASSWORD, f"/user/{USER}/lab")
