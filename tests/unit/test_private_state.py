@@ -26,7 +26,9 @@ from imaging_workbench.private_state import ensure_private_state, ensure_state_d
 ALLOWED = {
     ".": 0o011,  # pass through, never list: the demo data is below it (why: private_state.py)
 }
-PUBLIC = [DEMO_DATA]  # the sandbox user (uid 1000) reads the demo data: left a+rX as it was made
+# The sandbox user (uid 1000) reads the demo data, dashboards' pinned notebooks and the AI tools:
+# left a+rX as they were made.
+PUBLIC = [DEMO_DATA, "dashboards", "tools"]
 
 
 def mode(path: Path) -> int:
@@ -86,6 +88,10 @@ def made_up(settings, ctx, dataset_dir, make_up_umask, copy_small_lung_ct):
     hub = HubFiles(c)
     hub.write()
     ctx.engine.dispose()
+    for folder, name in (("dashboards/review", "review.ipynb"), ("tools/seg/1", "model.pt")):  # as published
+        (state / folder).mkdir(mode=0o755, parents=True)
+        (state / folder / name).write_text("{}")
+        (state / folder / name).chmod(0o444)
     return {"state": state, "federation": federation, "hub": hub, "dataset": dataset}
 
 
@@ -112,7 +118,7 @@ def test_an_older_install_is_repaired_and_each_change_reported(made_up, cli):
     loosened = []
     for dirpath, dirnames, filenames in os.walk(state):  # what the previous release left: 0755 and 0644
         here = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if d != DEMO_DATA or here != state]
+        dirnames[:] = [d for d in dirnames if d not in PUBLIC or here != state]
         for path, loose in [(here, 0o755), *((here / name, 0o644) for name in filenames)]:
             path.chmod(loose)
             loosened.append(path)
@@ -125,15 +131,15 @@ def test_an_older_install_is_repaired_and_each_change_reported(made_up, cli):
         assert (f"755 -> 700  {path}\n" if path.is_dir() else f"644 -> 600  {path}\n") in out
     assert out.count(" -> ") == len(loosened)
     assert open_to_others(state) == []
-    assert f"except for the sandbox user (uid 1000): {state / DEMO_DATA}" in out
+    assert f"except for the sandbox user (uid 1000): {', '.join(str(state / p) for p in sorted(PUBLIC))}\n" in out
 
     rc, out, _ = cli("private-state")
     assert rc == 0 and " -> " not in out and "already readable by its owner only" in out
 
 
-def test_the_demo_data_and_dataset_folders_stay_readable_by_others(settings, made_up):
+def test_the_demo_data_dashboards_tools_and_dataset_folders_stay_readable_by_others(settings, made_up):
     state, dataset = made_up["state"], made_up["dataset"]
-    public = [state / DEMO_DATA, *(state / DEMO_DATA).rglob("*"), dataset, *dataset.rglob("*")]
+    public = [dataset, *dataset.rglob("*"), *(p for name in PUBLIC for p in [state / name, *(state / name).rglob("*")])]
     before = {str(p): mode(p) for p in public}
     ensure_private_state(settings)
     assert {str(p): mode(p) for p in public} == before

@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "imaging_workbench.catalog.dashboard_commands",
     "imaging_workbench.airlock.commands",
     "imaging_workbench.batch.commands",
+    "imaging_workbench.tools.commands",
     "imaging_workbench.sessions.commands",
     "imaging_workbench.hub.commands",
     "imaging_workbench.dicom.commands",

@@ -5,6 +5,8 @@ What lives under `state_dir` (default /var/lib/workbench/state), and the most it
     path (under state_dir)                  mode                 read by
     .                                       0711                 others pass through to demo-data/, never list
     demo-data/                              left as made (a+rX)  the sandbox user (uid 1000), through docker binds
+    dashboards/, tools/                     left as made (a+rX)  the sandbox user: a dashboard's pinned notebook,
+                                                                 the AI tools (hub/mount_plan.py), through binds
     workbench.sqlite(-wal,-shm), audit.key, 0600                 the workbench's account (root under make up)
       demo-logins.json, jupyterhub.sqlite,
       jupyterhub_cookie_secret, *.pid
@@ -114,8 +116,13 @@ def ensure_private_tree(root: Path) -> list[Change]:
 
 
 def public_folders(settings: dict) -> frozenset[Path]:
-    """The folders under the state directory that the sandbox user reads: the demo data."""
-    return frozenset({Path(settings["state_dir"]).resolve() / DEMO_DATA})
+    """The folders under the state directory that the sandbox user reads: the demo data, the
+    published dashboards' pinned notebooks and the AI tools."""
+    from .catalog.dashboards import FOLDER as DASHBOARDS
+    from .hub.mount_plan import TOOLS_FOLDER
+
+    state = Path(settings["state_dir"]).resolve()
+    return frozenset({state / DEMO_DATA, state / DASHBOARDS, state / TOOLS_FOLDER})
 
 
 def ensure_private_state(settings: dict) -> list[Change]:

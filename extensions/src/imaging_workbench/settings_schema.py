@@ -75,6 +75,7 @@ ROLES = _section("Who may do what beyond researching (every account is a researc
         "additionalProperties": {"$ref": "#/$defs/users"},
     },
     "output_checkers": _doc("users", "Users who review airlock (export) requests."),
+    "tool_reviewers": _doc("users", "Users who approve and retire AI tools (never one they added themselves)."),
     "clinicians": _doc("users", "Users who may open the dashboards shared with them."),
 })
 

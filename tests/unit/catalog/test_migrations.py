@@ -33,7 +33,8 @@ LATER_TABLES = ("federation_site_policies", "federation_budgets",  # added by re
                 "idp_roles",                                          # added by revision 0006
                 "training_sessions", "session_members",                # added by revision 0007
                 "batch_runs",                                         # added by revision 0008
-                "dashboards", "dashboard_approvals")                  # added by revision 0009
+                "dashboards", "dashboard_approvals",                  # added by revision 0009
+                "tools")                                              # added by revision 0010
 
 
 def previous_release_metadata() -> MetaData:

@@ -402,3 +402,31 @@ class BatchRun(Base):
         return {c: getattr(self, c) for c in (
             "id", "user", "notebook", "dataset_id", "parameters", "per_case", "profile", "image", "container",
             "state", "notebook_sha256", "summary", "error", "submitted_by", "submitted_at", "finished_at")}
+
+
+class Tool(Base):
+    """One version of an AI tool (a MONAI bundle with its model card; imaging_workbench/tools):
+    draft when added, approved by a tool reviewer who did not add it, retired with a reason.
+    Its files are at `<state_dir>/tools/<id>/<version>/`, read-only."""
+
+    __tablename__ = "tools"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    modality: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    card: Mapped[dict] = mapped_column(JSON)
+    weights_sha256: Mapped[str] = mapped_column(String(64))
+    added_by: Mapped[str] = mapped_column(String(128))
+    added_at: Mapped[datetime]
+    approved_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    retired_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    retire_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    def as_dict(self) -> dict:
+        return {c: getattr(self, c) for c in (
+            "id", "version", "kind", "modality", "state", "weights_sha256", "added_by", "added_at", "approved_by",
+            "approved_at", "retired_by", "retired_at", "retire_reason", "card")}

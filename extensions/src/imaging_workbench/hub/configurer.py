@@ -14,6 +14,7 @@ from ..deployment import catalog_url
 from ..sessions import hub_api as sessions_hub
 from ..stack import HUB_PID_FILE, STACK_ENV, STACK_LABEL, stack_id
 from . import roles
+from .mount_plan import ensure_tools_folder
 from .network import gateway, sandbox_open_ports
 
 SANDBOX_STOP_TIMEOUT = 2  # seconds
@@ -107,6 +108,7 @@ def update_spawner(c, settings: dict, federation_url: str = "", portal_url: str 
     s.catalog_url = catalog_url(settings)
     s.audit_key_file = str(audit_key_file(settings))
     s.state_dir = settings["state_dir"]  # no dataset may be in it: checked again at every spawn
+    ensure_tools_folder(ensure_state_dir(settings))  # mounted into every sandbox (hub/mount_plan.py)
     s.image = box["image"]
     s.network_name = box["network"]
     s.sandbox_subnet = box["subnet"]

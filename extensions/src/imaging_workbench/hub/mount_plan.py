@@ -1,5 +1,6 @@
 """What a server gets: the one place that decides, for a user and a server, which datasets it
-mounts (read-only, at /data/<id>), its home volume and its resource limits. (What it may reach
+mounts (read-only, at /data/<id>), the AI tools' folder (read-only, at /tools: the catalogue's
+bundles and the approved tools' cards, tools/catalog.py), its home volume and its resource limits. (What it may reach
 on the network is the sandbox network's firewall, the same for every server.)
 
 The docker spawner turns a plan into binds and container settings; revocation compares a running
@@ -8,6 +9,7 @@ volumes and network policies.
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +22,8 @@ from . import profiles as profile_rules
 
 DATA_ROOT = "/data"
 HOME = "/home/jovyan"
+TOOLS_ROOT = "/tools"
+TOOLS_FOLDER = "tools"  # <state_dir>/tools: the only part of the state directory a sandbox sees
 # Server kinds: a user's own servers (default, named), later a dashboard that serves only Voila
 # on the datasets it was published with, a training session's server, and batch runs.
 KINDS = ("default", "named", "dashboard", "session", "batch")
@@ -35,16 +39,27 @@ class MountPlan:
     datasets: dict[str, str]
     home_volume: str
     limits: dict
+    tools: str = ""  # host folder of the AI tools, mounted at TOOLS_ROOT ("": none)
     read_only_paths: dict[str, str] = field(init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "read_only_paths",
-                           {f"{DATA_ROOT}/{ds}": path for ds, path in sorted(self.datasets.items())})
+        paths = {f"{DATA_ROOT}/{ds}": path for ds, path in sorted(self.datasets.items())}
+        if self.tools:
+            paths[TOOLS_ROOT] = self.tools
+        object.__setattr__(self, "read_only_paths", paths)
 
     def docker_volumes(self) -> dict:
-        """DockerSpawner `volumes`: the home volume, then each dataset read-only."""
+        """DockerSpawner `volumes`: the home volume, then each dataset and the tools read-only."""
         return {self.home_volume: HOME,
                 **{path: {"bind": target, "mode": "ro"} for target, path in self.read_only_paths.items()}}
+
+
+def ensure_tools_folder(state_dir: str) -> Path:
+    """The AI tools' folder, made 0755 when missing: it exists before any sandbox starts, so a tool
+    approved later appears in running sandboxes too."""
+    folder = Path(state_dir) / TOOLS_FOLDER
+    folder.mkdir(mode=0o755, exist_ok=True)
+    return folder
 
 
 def granted_datasets(session: Session, user: str, only: list[str] | None = None,
@@ -80,16 +95,19 @@ def plan_server(session: Session, user: str, server_name: str = "", kind: str = 
         profile: the chosen resource profile ({cpu, memory, gpus}).
         home_volume: the user's home volume name.
         only: for dashboards and sessions, the datasets the server is for (a subset of the grants).
-        state_dir: the deployment's state directory, which no dataset may be in (or above).
+        state_dir: the deployment's state directory, which no dataset may be in (or above); its
+            tools folder, when there, is mounted.
 
     Raises:
         ValueError: unknown `kind`.
     """
     if kind not in KINDS:
         raise ValueError(f"server kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    tools = Path(state_dir) / TOOLS_FOLDER if state_dir else None
     return MountPlan(user=user, server_name=server_name, kind=kind,
                      datasets=granted_datasets(session, user, only, state_dir),
-                     home_volume=home_volume, limits=profile_rules.limits(profile))
+                     home_volume=home_volume, limits=profile_rules.limits(profile),
+                     tools=str(tools) if tools and tools.is_dir() else "")
 
 
 def lost_datasets(session: Session, user: str, mounted: list[str]) -> dict[str, str]:

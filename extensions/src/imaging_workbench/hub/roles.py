@@ -80,6 +80,10 @@ OUTPUT_CHECKER = Role(
     "output_checker", "workbench-output-checker", "workbench-output-checkers", ("list:users",),
     "output_checkers", "the settings' roles.output_checkers",
     "airlock reviews, in the portal; no server access")
+# No hub role or group: tools are reviewed with the `workbench tools` CLI, which reads the settings.
+TOOL_REVIEWER = Role(
+    "tool_reviewer", None, None, (), "tool_reviewers", "the settings' roles.tool_reviewers",
+    "approve and retire AI tools in the catalogue (never one they added); no server access")
 CLINICIAN = Role(
     "clinician", None, "workbench-clinicians", (), "clinicians", "the settings' roles.clinicians",
     "open the dashboards shared with their group (the shares give the access, not a role)")
@@ -90,6 +94,8 @@ INSTRUCTOR = Role(
     "access to that one server, which mounts only the teaching dataset); no other server")
 
 ROLES = (RESEARCHER, OPERATOR, STEWARD, OUTPUT_CHECKER, CLINICIAN, INSTRUCTOR)
+# TOOL_REVIEWER joins ROLES once the identity provider's groups can give it too (catalog/idp_roles.py's
+# ROLE_KEYS and the settings' oidc.role_groups); until then only the settings' roles.tool_reviewers name them.
 # The workbench-access service's own scope under OIDC login: ask the provider about a user again.
 AUTH_REFRESH_SCOPE = "custom:workbench:auth-refresh"
 CUSTOM_SCOPES = {AUTH_REFRESH_SCOPE: {
