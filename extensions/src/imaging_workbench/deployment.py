@@ -26,6 +26,7 @@ DEFAULTS: dict = {
         "operators": ["admin"],  # users, servers' lifecycle, services; never inside a sandbox
         "stewards": {},          # dataset id (or "*" for all) -> names: grants, reviews, audit
         "output_checkers": [],   # airlock reviews
+        "tool_reviewers": [],    # approve and retire AI tools
         "clinicians": [],        # open shared dashboards
     },
     # Access requests made in the portal: the longest access anyone may ask for.
@@ -60,7 +61,8 @@ DEFAULTS: dict = {
         "username_claim": "preferred_username",
         "groups_claim": "groups",
         "login_groups": [],           # the platform's groups: only their members log in
-        "role_groups": {"operators": [], "stewards": {}, "output_checkers": [], "clinicians": []},
+        "role_groups": {"operators": [], "stewards": {}, "output_checkers": [], "tool_reviewers": [],
+                        "clinicians": []},
         "login_service": "your institution",
         "discovery_ttl": 3600,
     },

@@ -147,6 +147,7 @@ OIDC = _section("Login through an OpenID Connect provider (hub.authenticator: oi
                                        "title": "a dataset id such as lung-ct, or \"*\""},
                      "additionalProperties": _GROUPS},
         "output_checkers": {**_GROUPS, "description": "Groups whose members review airlock requests."},
+        "tool_reviewers": {**_GROUPS, "description": "Groups whose members approve and retire AI tools."},
         "clinicians": {**_GROUPS, "description": "Groups whose members open the dashboards shared with them."},
     }),
     "login_service": _doc("text", "The provider's name on the login button (\"Sign in with ...\")."),

@@ -133,7 +133,7 @@ def test_the_effective_roles_are_the_settings_names_and_the_stored_ones_together
         effective = idp.effective_roles(s, settings_roles)
 
     assert effective == {"operators": ["carol", "alice", "bob"], "stewards": {"lung-ct": ["dave", "bob"]},
-                         "output_checkers": [], "clinicians": ["bob"]}
+                         "output_checkers": [], "tool_reviewers": [], "clinicians": ["bob"]}
     assert roles.roles_of(effective, "alice") == ["researcher", "operator"]
     assert roles.roles_of(effective, "bob") == ["researcher", "operator", "steward", "clinician"]
 
@@ -142,7 +142,7 @@ def test_the_effective_roles_are_the_settings_names_and_the_stored_ones_together
     ({"operators": ["alice", "bob"]}, r"roles of alice name bob under 'operators': a user's section may name only"),
     ({"stewards": {"lung-ct": ["Bob"]}}, r"roles of alice name bob under 'stewards'"),
     ({"admins": ["alice"]}, r"unknown role key 'admins' .* expected one of operators, stewards, output_checkers, "
-                            r"clinicians"),
+                            r"tool_reviewers, clinicians"),
     ({"stewards": {"": ["alice"]}}, r"steward of '': expected a dataset id or '\*'"),
 ])
 def test_a_section_about_anyone_else_or_with_an_unknown_key_is_refused_and_writes_nothing(catalog, section,

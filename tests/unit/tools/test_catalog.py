@@ -72,6 +72,22 @@ def test_the_person_who_added_a_tool_cannot_approve_it_nor_can_a_non_reviewer(pe
     assert catalog.list_tools(people("adam"))[0]["state"] == "draft"
 
 
+def test_the_identity_providers_groups_can_make_a_tool_reviewer(people, make_bundle):
+    from imaging_workbench.catalog import accounts, idp_roles
+    from imaging_workbench.hub import roles
+
+    catalog.add(people("rita"), make_bundle())
+    groups = {"tool_reviewers": ["ai-board"]}
+    with people("hub").session() as s:
+        accounts.add_account(s, "hub", "ivy")
+        idp_roles.record_idp_roles(s, "hub", "ivy", roles.roles_from_groups(groups, "ivy", ["unrelated"]))
+    with pytest.raises(NotAllowed, match="ivy is not a tool reviewer"):
+        catalog.approve(people("ivy"), "tumour-seg", "1.0.0")
+    with people("hub").session() as s:  # her next login: the provider puts her in ai-board
+        idp_roles.record_idp_roles(s, "hub", "ivy", roles.roles_from_groups(groups, "ivy", ["ai-board"]))
+    assert catalog.approve(people("ivy"), "tumour-seg", "1.0.0")["approved_by"] == "ivy"
+
+
 def test_a_draft_and_a_retired_tool_are_refused_at_load_naming_the_tool_and_what_to_do(people, make_bundle, settings):
     catalog.add(people("rita"), make_bundle())
     folder = catalog.tool_folder(settings, "tumour-seg", "1.0.0")

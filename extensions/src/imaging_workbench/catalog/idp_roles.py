@@ -16,10 +16,10 @@ from ..hub import roles
 from . import audit
 from .models import Account, IdpRole
 
-ROLE_KEYS = ("operators", "stewards", "output_checkers", "clinicians")
+ROLE_KEYS = ("operators", "stewards", "output_checkers", "tool_reviewers", "clinicians")
 STEWARDS = "stewards"  # the one key whose members are per dataset
 _ONE_OF = {"operators": "operator", "stewards": "steward", "output_checkers": "output checker",
-           "clinicians": "clinician"}
+           "tool_reviewers": "tool reviewer", "clinicians": "clinician"}
 
 
 def _held(name: str, section: dict) -> set[tuple[str, str | None]]:

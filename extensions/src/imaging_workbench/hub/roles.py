@@ -93,9 +93,7 @@ INSTRUCTOR = Role(
     "open their learners' session-NAME servers, each shared with them at pre-spawn (a JupyterHub share: "
     "access to that one server, which mounts only the teaching dataset); no other server")
 
-ROLES = (RESEARCHER, OPERATOR, STEWARD, OUTPUT_CHECKER, CLINICIAN, INSTRUCTOR)
-# TOOL_REVIEWER joins ROLES once the identity provider's groups can give it too (catalog/idp_roles.py's
-# ROLE_KEYS and the settings' oidc.role_groups); until then only the settings' roles.tool_reviewers name them.
+ROLES = (RESEARCHER, OPERATOR, STEWARD, OUTPUT_CHECKER, TOOL_REVIEWER, CLINICIAN, INSTRUCTOR)
 # The workbench-access service's own scope under OIDC login: ask the provider about a user again.
 AUTH_REFRESH_SCOPE = "custom:workbench:auth-refresh"
 CUSTOM_SCOPES = {AUTH_REFRESH_SCOPE: {
@@ -153,7 +151,7 @@ def named_people(settings: dict) -> list[str]:
 def merged(*sections: dict) -> dict:
     """One `roles:` section holding every name of `sections` (e.g. the deployment settings' and
     those the identity provider's groups gave), each name once, in order."""
-    out = {"operators": [], "stewards": {}, "output_checkers": [], "clinicians": []}
+    out = {"operators": [], "stewards": {}, "output_checkers": [], "tool_reviewers": [], "clinicians": []}
     for section in sections:
         for key, names in (section or {}).items():
             if key == STEWARD.settings_key:
@@ -170,7 +168,8 @@ def roles_from_groups(role_groups: dict, name: str, groups: Iterable[str]) -> di
     Args:
         role_groups: the deployment settings' `oidc.role_groups`, shaped like the `roles:` section
             with IdP group names where the names of people would be: {"operators": [groups],
-            "stewards": {dataset id or "*": [groups]}, "output_checkers": [...], "clinicians": [...]}.
+            "stewards": {dataset id or "*": [groups]}, "output_checkers": [...], "tool_reviewers": [...],
+            "clinicians": [...]}.
     """
     groups, name = set(groups), normalize(name)
     section = {}

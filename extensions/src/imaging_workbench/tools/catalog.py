@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from ..catalog import audit
 from ..catalog.access_requests import BadField, Conflict, NotAllowed
+from ..catalog.idp_roles import effective_roles
 from ..catalog.models import AuditEvent, Tool
 from ..clock import utcnow
 from ..errors import NotFound
@@ -116,11 +117,13 @@ def add(ctx, source: Path) -> dict:
         _remove(unpacked)
 
 
-def _reviewer(ctx, tool: Tool, step: str) -> str:
+def _reviewer(session, ctx, tool: Tool, step: str) -> str:
+    """The actor, a tool reviewer by the settings or the identity provider's groups."""
     reviewer = roles.normalize(ctx.actor)
-    if reviewer not in roles.members(ctx.settings["roles"], roles.TOOL_REVIEWER):
+    if reviewer not in roles.members(effective_roles(session, ctx.settings["roles"]), roles.TOOL_REVIEWER):
         raise NotAllowed(f"{reviewer} is not a tool reviewer, so cannot {step} tool {tool.id} {tool.version}",
-                         "tool reviewers are named in the deployment settings (roles.tool_reviewers)")
+                         "tool reviewers are named in the settings (roles.tool_reviewers) or by the identity "
+                         "provider's groups (oidc.role_groups.tool_reviewers)")
     return reviewer
 
 
@@ -132,7 +135,7 @@ def approve(ctx, tool_id: str, version: str) -> dict:
     until it is written again (approving an approved tool does that), never the reverse."""
     with ctx.session() as s:
         tool = get_tool(s, tool_id, version)
-        reviewer = _reviewer(ctx, tool, "approve")
+        reviewer = _reviewer(s, ctx, tool, "approve")
         if reviewer == tool.added_by:
             raise NotAllowed(f"{reviewer} added tool {tool_id} {version}, so cannot approve it",
                              "another tool reviewer approves it: nobody reviews their own work")
@@ -159,7 +162,7 @@ def retire(ctx, tool_id: str, version: str, reason: str) -> dict:
     with ctx.session() as s:
         tool = get_tool(s, tool_id, version)
         if roles.normalize(ctx.actor) != tool.added_by:
-            _reviewer(ctx, tool, "retire")
+            _reviewer(s, ctx, tool, "retire")
         if tool.state == RETIRED:
             return tool.as_dict()
         tool.state, tool.retired_by, tool.retired_at = RETIRED, roles.normalize(ctx.actor), utcnow()
