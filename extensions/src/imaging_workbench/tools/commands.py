@@ -1,4 +1,4 @@
-"""CLI: `workbench tools list|add|approve|retire|show` (the catalogue of AI tools)."""
+"""CLI: `workbench tools list|add|publish-job|approve|retire|show` (the catalogue of AI tools)."""
 
 import json
 
@@ -10,6 +10,12 @@ COLUMNS = ["id", "version", "kind", "modality", "state", "added_by", "approved_b
 
 def _add(ctx, args):
     print_rows([catalog.add(ctx, args.bundle)], COLUMNS, args.json)
+
+
+def _publish_job(ctx, args):
+    from .publish_job import publish_job
+
+    print_rows([publish_job(ctx, args.job, args.id, args.version)], COLUMNS, args.json)
 
 
 def _approve(ctx, args):
@@ -46,6 +52,12 @@ def register(subparsers) -> None:
     p.add_argument("bundle", help="the bundle, holding workbench_card.json, configs/metadata.json and its weights")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_add)
+    p = tools.add_parser("publish-job", help="add the model of a finished federated-training job as a draft tool")
+    p.add_argument("job", help="the federated job's id")
+    p.add_argument("--id", default="tumour-seg", help="the tool's id (default: tumour-seg)")
+    p.add_argument("--version", default="1.0.0", help="the tool's version (default: 1.0.0)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_publish_job)
     p = tools.add_parser("approve", help="approve a draft (a tool reviewer who did not add it)")
     p.add_argument("id")
     p.add_argument("version")

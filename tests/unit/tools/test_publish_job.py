@@ -1,0 +1,78 @@
+"""`workbench tools publish-job JOB`: a finished federated-training job's model becomes a draft
+tool whose card carries the job, and, once a reviewer approves it, loads into the job's own
+architecture with the job's own weights. The job row and its model.pt are what the federation
+service stores for a finished job (the federation tier publishes a real one: test_training.py)."""
+
+from datetime import timedelta
+
+import pytest
+import torch
+
+from imaging_workbench.clock import utcnow
+from imaging_workbench.context import WorkbenchContext
+from imaging_workbench.federation.algorithms import federated_training as training
+from imaging_workbench.federation.hub.job_store import FederatedJob
+from imaging_workbench.tools import catalog
+from imaging_workbench.tools.loader import load_tool
+
+pytestmark = pytest.mark.usefixtures("database_url")
+
+PARAMS = {"rounds": 1, "crop_size": 16, "epsilon": 8.0, "seed": 0}
+SITES = {"site-1": ["lung-ct"], "site-2": ["liver-ct"]}
+
+
+@pytest.fixture
+def settings_file(settings, tmp_path):
+    import yaml
+
+    path = tmp_path / "workbench.yaml"
+    path.write_text(yaml.safe_dump({"state_dir": settings["state_dir"], "database_url": settings["database_url"],
+                                    "roles": {"tool_reviewers": ["rita"]}}))
+    return path
+
+
+@pytest.fixture
+def jobs(ctx, tmp_path):
+    """A finished training job with its model, a running one, and a finished statistics job."""
+    torch.manual_seed(3)
+    weights = training.build_model().state_dict()
+    folder = tmp_path / "results" / "job-train"
+    folder.mkdir(parents=True)
+    (folder / "model.pt").write_bytes(training.to_bytes(weights))
+    now = utcnow()
+    with ctx.session() as s:
+        for job_id, algorithm, status, result_dir in (("job-train", "federated-training", "finished", str(folder)),
+                                                     ("job-running", "federated-training", "running", None),
+                                                     ("job-stats", "cohort-statistics", "finished", str(folder))):
+            s.add(FederatedJob(id=job_id, user="bob", algorithm=algorithm, version="1.0", params=PARAMS,
+                               datasets=["lung-ct", "liver-ct"], site_datasets=SITES, status=status,
+                               result={"rounds": [{"round": 0, "dice": 0.12, "epsilon": 1.5},
+                                                  {"round": 1, "dice": 0.71, "epsilon": None}]},
+                               result_dir=result_dir, submitted_at=now - timedelta(hours=1),
+                               deadline=now + timedelta(hours=1), finished_at=now if status == "finished" else None))
+    return weights
+
+
+def test_a_finished_training_job_becomes_a_tool_that_loads_its_own_weights(jobs, cli, settings):
+    rc, out, err = cli("tools", "publish-job", "job-train", "--id", "fed-tumour", "--json", actor="fed-admin")
+    assert rc == 0, err
+    rc, _, err = cli("tools", "approve", "fed-tumour", "1.0.0", actor="rita")
+    assert rc == 0, err
+    [tool] = catalog.show(WorkbenchContext(settings, actor="bob"), "fed-tumour")
+    provenance = tool["card"]["provenance"]
+    assert (provenance["job"], provenance["sites"], provenance["datasets"]) == ("job-train", sorted(SITES), SITES)
+    assert provenance["epsilon_per_round"] == [1.5, None] and provenance["federated_dice_per_round"] == [0.12, 0.71]
+    network, _, _, card = load_tool(catalog.tool_folder(settings, "fed-tumour", "1.0.0"))
+    assert all(torch.equal(network.state_dict()[k], v) for k, v in jobs.items())
+    assert network(torch.zeros(1, 1, 16, 16, 16)).shape == (1, 1, 16, 16, 16)
+
+
+@pytest.mark.parametrize("job, says", [
+    ("job-nope", "no federated job 'job-nope'"),
+    ("job-stats", "job job-stats ran cohort-statistics, not federated-training"),
+    ("job-running", "job job-running has no finished model (status running)"),
+])
+def test_a_job_that_made_no_model_is_refused_naming_it(jobs, cli, settings, job, says):
+    rc, _, err = cli("tools", "publish-job", job, actor="fed-admin")
+    assert rc == 1 and says in err, err
+    assert not catalog.tools_dir(settings).exists() or not any(catalog.tools_dir(settings).iterdir())
