@@ -5,11 +5,15 @@ service stores for a finished job (the federation tier publishes a real one: tes
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 import torch
 
 from imaging_workbench.clock import utcnow
+from imaging_workbench import Tools
 from imaging_workbench.context import WorkbenchContext
+from imaging_workbench.dicom import load_series
+from imaging_workbench.dicom.synth import generate_cohort
 from imaging_workbench.federation.algorithms import federated_training as training
 from imaging_workbench.federation.hub.job_store import FederatedJob
 from imaging_workbench.tools import catalog
@@ -53,7 +57,7 @@ def jobs(ctx, tmp_path):
     return weights
 
 
-def test_a_finished_training_job_becomes_a_tool_that_loads_its_own_weights(jobs, cli, settings):
+def test_a_finished_training_job_becomes_a_tool_that_loads_its_own_weights_and_runs(jobs, cli, settings, tmp_path):
     rc, out, err = cli("tools", "publish-job", "job-train", "--id", "fed-tumour", "--json", actor="fed-admin")
     assert rc == 0, err
     rc, _, err = cli("tools", "approve", "fed-tumour", "1.0.0", actor="rita")
@@ -64,7 +68,14 @@ def test_a_finished_training_job_becomes_a_tool_that_loads_its_own_weights(jobs,
     assert provenance["epsilon_per_round"] == [1.5, None] and provenance["federated_dice_per_round"] == [0.12, 0.71]
     network, _, _, card = load_tool(catalog.tool_folder(settings, "fed-tumour", "1.0.0"))
     assert all(torch.equal(network.state_dict()[k], v) for k, v in jobs.items())
-    assert network(torch.zeros(1, 1, 16, 16, 16)).shape == (1, 1, 16, 16, 16)
+
+    # It runs as its card says on a real CT series: one tumour segment, on the series' own grid.
+    series = generate_cohort(tmp_path / "ct", "lung-ct", 1, modality="CT", region="chest", tumour_organ="lung",
+                             shape=(12, 32, 32), seed=5, workers=1)[0]
+    volume = load_series(series.folder)
+    result = Tools(catalog=catalog.tools_dir(settings) / "catalog.json").run("fed-tumour", volume)
+    assert result.segments == [{"number": 1, "label": "tumour"}] and result.labels.shape == volume.array.shape
+    assert set(np.unique(result.labels)) <= {0, 1}
 
 
 @pytest.mark.parametrize("job, says", [

@@ -71,6 +71,14 @@ def _check_reference(ds, reference: Volume, path: Path) -> None:
                                    "load the series the SEG references (or resample the SEG)", path)
 
 
+def _segment_number(group, shared) -> int:
+    """A frame's segment: in its own functional groups, or in the shared ones when every frame has the
+    same (a one-segment SEG, as highdicom writes it)."""
+    ident = group.get("SegmentIdentificationSequence") or (shared[0].get("SegmentIdentificationSequence")
+                                                           if shared else None)
+    return int(ident[0].ReferencedSegmentNumber)
+
+
 def load_segmentation(seg, reference: Volume, session=None, dataset_id: str | None = None
                       ) -> tuple[np.ndarray, list[dict]]:
     """Label volume (same shape as reference.array) and the segments [{number, label, color, ...}].
@@ -103,6 +111,7 @@ def load_segmentation(seg, reference: Volume, session=None, dataset_id: str | No
     direction = np.asarray(reference.direction)
     origin, (dz, dy, dx) = np.asarray(reference.origin), reference.spacing
     frames = []
+    shared = ds.get("SharedFunctionalGroupsSequence")
     for k, group in enumerate(ds.PerFrameFunctionalGroupsSequence):
         pos = np.asarray(group.PlanePositionSequence[0].ImagePositionPatient, float) - origin
         i, j, z = (direction.T @ pos) / np.array([dx, dy, dz])
@@ -110,7 +119,7 @@ def load_segmentation(seg, reference: Volume, session=None, dataset_id: str | No
         if abs(i) > 0.01 or abs(j) > 0.01 or abs(z - slice_index) > 0.05 or not 0 <= slice_index < labels.shape[0]:
             raise SegReferenceMismatch(f"{path}: frame {k + 1} at {list(pos + origin)} does not lie on a slice of "
                                        f"the volume's grid", "load the series the SEG references", path)
-        number = int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber) if kind != "LABELMAP" else 0
+        number = _segment_number(group, shared) if kind != "LABELMAP" else 0
         frames.append((number, slice_index, k))
     for number, slice_index, k in sorted(frames):
         frame = pixels[k]
