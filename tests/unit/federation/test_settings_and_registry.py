@@ -76,7 +76,10 @@ def test_validated_parameters_are_completed_with_defaults():
     assert params["rounds"] == 2 and params["crop_size"] == 16
 
 
-def test_required_parameter_and_unknown_algorithm():
-    assert param_errors(get_algorithm("federated-evaluation"), {}) == {"model_job": "is required"}
+def test_exactly_one_of_alternative_parameters_and_unknown_algorithm():
+    evaluation = get_algorithm("federated-evaluation")
+    neither = {"model_job": "give exactly one of model_job and tool", "tool": "give exactly one of model_job and tool"}
+    assert param_errors(evaluation, {}) == neither == param_errors(evaluation, {"model_job": "j", "tool": "t"})
+    assert param_errors(evaluation, {"tool": "tumour-seg"}) == {} == param_errors(evaluation, {"model_job": "j"})
     with pytest.raises(WorkbenchError, match="unknown algorithm 'nope'"):
         get_algorithm("nope")

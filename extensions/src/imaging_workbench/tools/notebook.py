@@ -10,6 +10,11 @@ SANDBOX_CATALOG = "/tools/catalog.json"  # where the tools folder is mounted in 
 COLUMNS = ["id", "version", "kind", "modality", "body_part", "intended_use", "needs"]
 
 
+def newest(versions) -> str:
+    """The newest of `versions`: "1.10.0" after "1.9.0" (numeric parts compare as numbers)."""
+    return max(versions, key=_version_key)
+
+
 def _version_key(version: str) -> tuple:
     """"1.10.0" after "1.9.0": numeric parts compare as numbers, others as text."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.+-]", version))
@@ -66,7 +71,7 @@ class Tools:
         if not versions:
             raise ToolRefused(f"tool {tool_id} has no approved version in {self.catalog}",
                               "see the approved tools with Tools().list(); a tool reviewer approves drafts")
-        return max(versions, key=_version_key)
+        return newest(versions)
 
     def run(self, tool_id: str, series, version: str | None = None, device: str | None = None):
         """Run an approved tool on one series; returns a ToolResult (labels on the series' grid,

@@ -1,6 +1,11 @@
-"""Federated evaluation: a trained model's Dice and 95th-percentile Hausdorff distance (voxels)
-on each site's tumour cases, one case per patient; each site releases differentially private
-means, the server pools them weighted by their (noisy) numbers of patients."""
+"""Federated evaluation: a model's Dice and 95th-percentile Hausdorff distance (voxels) on each
+site's tumour cases, one case per patient; each site releases differentially private means, the
+server pools them weighted by their (noisy) numbers of patients.
+
+The model is a finished federated-training job's (`model_job`: the centre crop of each case, as
+training measured it) or an approved AI tool (`tool`: the tool's own pipeline on each whole
+series, its tumour segments against the site's SEG). A tool travels as its approved card and
+weights (tools/site_package.py); the site builds only allow-listed networks and transforms."""
 
 import math
 
@@ -32,22 +37,52 @@ def hd95(pred: np.ndarray, label: np.ndarray) -> float | None:
     return float(torch.quantile(both, 0.95))
 
 
-def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
-    """Per-patient Dice and HD95 (bounded by their ranges), before release."""
-    size = params["crop_size"]
-    cases, model = cases_and_model(params, task, data, dataset_ids, state)
-    # One case per patient (the first series): a patient then moves each mean by one value only.
+def first_per_patient(cases, patient) -> list:
+    """One case per patient (the first series): a patient then moves each mean by one value only."""
     first = {}
     for case in cases:
-        first.setdefault(case["patient"], case)
+        first.setdefault(patient(case), case)
+    return list(first.values())
+
+
+def tool_predictions(package: bytes, data, dataset_ids: list):
+    """(prediction, label) tumour masks of an approved tool on each patient's first whole series."""
+    import torch
+
+    from ...tools.inference import output_segments, predict
+    from ...tools.site_package import load_package
+    from ..site.data import is_tumour
+
+    torch.set_num_threads(1)  # three sites share the machine's cores
+    network, preprocessing, postprocessing, card = load_package(package)
+    tumour = [s["number"] for s in output_segments(card) if is_tumour(s)]
+    cases = first_per_patient(data.tumour_cases(dataset_ids), lambda c: c.patient_id)
+    if not cases:
+        raise ValueError("this site has no CT series with tumour segmentations in the job's datasets")
+    for case in cases:
+        labels = predict(network, preprocessing, postprocessing, card, case.volume, "cpu")
+        yield np.isin(labels, tumour), case.labels > 0
+
+
+def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> dict:
+    """Per-patient Dice and HD95 (bounded by their ranges), before release."""
+    from ...tools.site_package import is_package
+
+    if is_package(task["weights"]):
+        pairs = tool_predictions(task["weights"], data, dataset_ids)
+        largest = float(params["max_hd95_voxels"])  # fixed before any data is seen: it bounds a patient's part
+    else:
+        size = params["crop_size"]
+        cases, model = cases_and_model(params, task, data, dataset_ids, state)
+        pairs, largest = predictions(model, first_per_patient(cases, lambda c: c["patient"]), size), 2.0 * size
     scores, distances = [], []
-    for pred, label in predictions(model, list(first.values()), size):
+    for pred, label in pairs:
         scores.append(dice(pred, label))
         distance = hd95(pred, label)
         if distance is not None:
             distances.append(distance)
     return {"means": {"dice": {"values": scores, "range": [0.0, 1.0]},
-                      "hd95_voxels": {"values": distances, "range": [0.0, 2.0 * size]}}}
+                      "hd95_voxels": {"values": distances, "range": [0.0, largest]}}}
 
 
 class Server:
@@ -58,7 +93,12 @@ class Server:
         self.weights, self.parts = None, {}  # parts: {metric: {site: released mean or None}}
 
     def load_model(self, data: bytes) -> None:
-        build_model().load_state_dict(from_bytes(data))  # refuses anything but the approved architecture
+        from ...tools.site_package import is_package, load_package
+
+        if is_package(data):
+            load_package(data)  # refuses weights other than the card's, and anything off the allow-list
+        else:
+            build_model().load_state_dict(from_bytes(data))  # refuses anything but the approved architecture
         self.weights = data
 
     def task(self, round_: int) -> dict:
@@ -104,10 +144,15 @@ ALGORITHM = Algorithm(
     leaves_site="Mean and sd of Dice and 95th-percentile Hausdorff per site from differentially private "
                 "counts and clamped sums (suppressed when the noisy count is below the minimum count).",
     params={
-        "model_job": {"type": "string", "required": True,
+        "model_job": {"type": "string", "one_of": "model",
                       "description": "id of a finished federated-training job whose model to evaluate"},
+        "tool": {"type": "string", "one_of": "model",
+                 "description": "or an approved AI tool: its id, or id@version (default: the newest approved)"},
         "crop_size": {"type": "integer", "enum": [16, 32, 48, 64], "default": 16,
                       "description": "edge of the cubic crops (voxels); use the training value"},
+        "max_hd95_voxels": {"type": "integer", "minimum": 1, "maximum": 1024, "default": 64,
+                            "description": "a tool on whole series: the HD95 (voxels) each patient's value is "
+                                           "clamped to, which bounds what one patient changes"},
         "epsilon": epsilon_param(1.0),
     },
     privacy=PRIVACY,

@@ -128,6 +128,36 @@ class JobManager:
                              errors={"model_job": f"job {model_job} has no finished model"})
         return path.read_bytes()
 
+    def _tool_package(self, session, tool: str) -> bytes:
+        """An approved tool (`id` or `id@version`, default its newest approved version), packed as
+        the catalogue holds it: the approved card and its weights file, hash checked."""
+        from ...catalog.models import Tool
+        from ...tools import catalog as tools_catalog
+        from ...tools.card import ToolRefused, check_weights
+        from ...tools.notebook import newest
+        from ...tools.site_package import pack
+
+        tool_id, _, version = tool.partition("@")
+        approved = {t.version: t for t in session.scalars(select(Tool).where(Tool.id == tool_id,
+                                                                             Tool.state == "approved"))}
+        if not approved or (version and version not in approved):
+            raise BadRequest(f"tool {tool!r} has no approved version{' ' + version if version else ''}",
+                             "see the approved tools with Tools().list()",
+                             errors={"tool": f"{tool} is not an approved tool"})
+        row = approved[version or newest(approved)]
+        try:
+            weights = check_weights(tools_catalog.tool_folder(self.ctx.settings, row.id, row.version), row.card)
+        except ToolRefused as e:
+            raise BadRequest(e.message, e.hint, errors={"tool": e.message}) from None
+        return pack(row.card, weights.read_bytes())
+
+    def _evaluated_model(self, session, user: str, params: dict) -> bytes:
+        """What a federated-evaluation job evaluates: a training job's model or a tool (the
+        parameters hold exactly one, protocol/params.py)."""
+        if "tool" in params:
+            return self._tool_package(session, params["tool"])
+        return self._model_bytes(session, user, params["model_job"])
+
     def _check_site_policies(self, session, algorithm, params: dict, site_datasets: dict, conditions: dict) -> None:
         """400 naming each field outside the policy a site last reported for a dataset (under the
         hub's own minimum count and the grant's `conditions`); the site checks again, and alone
@@ -166,7 +196,7 @@ class JobManager:
             site_datasets = self._site_datasets(s, user, datasets)
             conditions = grant_conditions(s, user, datasets)
             self._check_site_policies(s, algorithm, full, site_datasets, conditions)
-            model = self._model_bytes(s, user, full["model_job"]) if algorithm.id == "federated-evaluation" else None
+            model = self._evaluated_model(s, user, full) if algorithm.id == "federated-evaluation" else None
             job = FederatedJob(id=job_id, user=user, algorithm=algorithm.id, version=algorithm.version, params=full,
                                datasets=list(dict.fromkeys(datasets)), site_datasets=site_datasets,
                                status="submitted", progress={}, submitted_at=now,

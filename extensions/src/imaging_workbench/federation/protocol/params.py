@@ -55,6 +55,13 @@ def param_errors(algorithm, params: dict) -> dict[str, str]:
         problem = _check(spec, params[name])
         if problem:
             errors[name] = problem
+    alternatives: dict[str, list[str]] = {}  # params with the same "one_of" tag: exactly one is given
+    for name, spec in algorithm.params.items():
+        if "one_of" in spec:
+            alternatives.setdefault(spec["one_of"], []).append(name)
+    for names in alternatives.values():
+        if sum(name in params for name in names) != 1:
+            errors.update({name: f"give exactly one of {' and '.join(names)}" for name in names if name not in errors})
     return errors
 
 

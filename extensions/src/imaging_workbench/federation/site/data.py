@@ -32,13 +32,15 @@ class Patient:
 
 @dataclass
 class TumourCase:
-    """One CT series with its tumour labels (z, y, x), voxel volume in mL."""
+    """One CT series with its tumour labels (z, y, x), voxel volume in mL, and the series itself
+    (its geometry: an AI tool runs on it)."""
 
     patient_id: str
     series_uid: str
     hu: np.ndarray
     labels: np.ndarray
     voxel_ml: float
+    volume: object = None
 
     @property
     def split(self) -> str:
@@ -156,7 +158,7 @@ class SiteData:
             tumour_numbers = [s["number"] for s in segments if is_tumour(s)]
             tumours = np.where(np.isin(labels, tumour_numbers), labels, 0).astype(np.int16)
             voxel_ml = float(np.prod(volume.spacing)) / 1000.0
-            yield TumourCase(row["patient_id"], row["series_uid"], volume.array, tumours, voxel_ml)
+            yield TumourCase(row["patient_id"], row["series_uid"], volume.array, tumours, voxel_ml, volume)
 
 
 def is_tumour(segment: dict) -> bool:
