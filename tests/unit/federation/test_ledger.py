@@ -137,3 +137,30 @@ def test_the_audit_trail_is_append_only(ledger):
     ledger.charge("job-1", 0, "ana", ["lung-ct"], 1.0, 0.0, POLICIES)
     with ledger.engine.begin() as conn, pytest.raises(Exception, match="append-only"):
         conn.execute(text("DELETE FROM site_audit"))
+
+
+def test_a_write_after_the_ledger_is_opened_again_reaches_every_other_process(tmp_path):
+    """A site process makes a Ledger per task while its earlier connections stay open. Closing any
+    descriptor of the file (as creating it 0600 used to) drops their locks: the next process to
+    close the file then takes itself for the last one and deletes the -wal and -shm under them, and
+    what they write after that is lost to every other process (or fails: "disk I/O error")."""
+    import subprocess
+    import sys
+
+    from imaging_workbench.federation.site.ledger import LEDGER_FILE, _engine
+
+    path = tmp_path / LEDGER_FILE
+    first = Ledger(path)
+    first.rows()  # a connection open, as the site's earlier tasks leave theirs
+
+    def another_process(code: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", f"import sqlite3; c = sqlite3.connect({str(path)!r}, "
+                               f"isolation_level=None); {code}; c.close()"], capture_output=True, text=True, timeout=60)
+
+    _engine(path)  # what the next task's Ledger does first
+    assert another_process("c.execute('SELECT count(*) FROM budget_charges')").returncode == 0
+    with first.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE written_after (x)"))
+        conn.execute(text("INSERT INTO written_after VALUES (1)"))
+    seen = another_process("print(c.execute('SELECT count(*) FROM written_after').fetchone()[0])")
+    assert (seen.returncode, seen.stdout.strip()) == (0, "1"), seen.stderr

@@ -25,6 +25,18 @@ def catalog_metadata() -> MetaData:
     return Base.metadata
 
 
+def ensure_private_file(path: Path) -> None:
+    """Create the SQLite file `path` empty and 0600 when it is missing (SQLite would make it 0644,
+    and its -wal and -shm copy its mode); an existing one is never opened here. Closing any
+    descriptor of a database file drops every POSIX lock the process holds on it, those of its open
+    SQLite connections too: another process then takes the -shm for unused and resets it under
+    them ("disk I/O error"), or writes beside a writer (https://sqlite.org/howtocorrupt.html, 2.2)."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
 def sqlite_immediate(engine: Engine) -> None:
     """Take SQLite's write lock at BEGIN, so concurrent writers queue instead of failing mid-way."""
 
@@ -54,8 +66,7 @@ def create_catalog_engine(url: str, audit_key_file: Path | None = None) -> Engin
         if parsed.database:
             database = Path(parsed.database)
             database.parent.mkdir(parents=True, exist_ok=True)
-            # Private from its first byte: SQLite would make it 0644, and its -wal/-shm copy its mode.
-            os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+            ensure_private_file(database)
         engine = create_engine(parsed, connect_args={"timeout": 30})
         sqlite_immediate(engine)
     else:

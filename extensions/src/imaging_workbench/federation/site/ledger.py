@@ -15,13 +15,12 @@ append-only audit trail in the same transaction.
 """
 
 import json
-import os
 from pathlib import Path
 
 from sqlalchemy import (DDL, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
                         create_engine, event, func, insert, select, update)
 
-from ...catalog.engine import sqlite_immediate
+from ...catalog.engine import ensure_private_file, sqlite_immediate
 from ...clock import utcnow
 from ...errors import NotFound, WorkbenchError
 from ..protocol.policy import DatasetPolicy
@@ -98,8 +97,7 @@ class BudgetExceeded(WorkbenchError):
 
 def _engine(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Private from its first byte: it names researchers and what they asked for.
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    ensure_private_file(path)  # private from its first byte: it names researchers and what they asked for
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30})
     # The write lock from the first read: a check and the charge it allows are one step.
     sqlite_immediate(engine)
