@@ -100,6 +100,20 @@ def bob(sandbox_hub):
 
 
 @pytest.fixture(scope="session")
+def approved_tool(sandbox_hub, tmp_path_factory):
+    """tumour-seg 1.0.0 (tests/tool_bundles.py: a tiny CT UNet), added by adam and approved by rita,
+    so in every sandbox's /tools."""
+    from imaging_workbench.context import WorkbenchContext
+    from imaging_workbench.tools import catalog
+
+    from ..tool_bundles import write_bundle
+
+    settings = {**sandbox_hub.settings, "roles": {**sandbox_hub.settings["roles"], "tool_reviewers": ["rita"]}}
+    tool = catalog.add(WorkbenchContext(settings, actor="adam"), write_bundle(tmp_path_factory.mktemp("tool") / "seg"))
+    return catalog.approve(WorkbenchContext(settings, actor="rita"), tool["id"], tool["version"])
+
+
+@pytest.fixture(scope="session")
 def chromium():
     """Debian's headless Chromium through Playwright, for the portal's browser tests."""
     from playwright.sync_api import sync_playwright

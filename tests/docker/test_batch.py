@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -74,7 +75,9 @@ SLEEPER = new_notebook(cells=[
     new_code_cell('dataset_path = ""', metadata={"tags": ["parameters"]}),
     new_code_cell("import time\ntime.sleep(600)"),
 ])
-NOTEBOOKS = {"work/measure.ipynb": MEASURE, "work/probe.ipynb": PROBE, "work/sleep.ipynb": SLEEPER}
+RUN_TOOL = nbformat.read(Path(__file__).parents[2] / "notebooks" / "researcher" / "run_tool.ipynb", 4)  # shipped
+NOTEBOOKS = {"work/measure.ipynb": MEASURE, "work/probe.ipynb": PROBE, "work/sleep.ipynb": SLEEPER,
+             "work/run_tool.ipynb": RUN_TOOL}
 
 
 def home_volume(docker):
@@ -203,6 +206,25 @@ def test_a_run_on_an_ungranted_dataset_is_refused_before_any_container_starts(be
     with pytest.raises(BadField) as bad:
         control.submit(hub.ctx, USER, "work/measure.ipynb", DATASET, {"case_path": "/etc"})
     assert bad.value.field == "parameters" and "case_path" in bad.value.message
+
+
+def test_an_approved_tool_runs_over_the_cohort_case_by_case_and_each_seg_lands_in_her_home(bea, approved_tool,
+                                                                                           docker):
+    """The shipped run_tool notebook, per case: the tool from the sandbox's /tools on each case's CT
+    series (the broken case's non-DICOM file is no series and is passed over), one SEG per series."""
+    import pydicom
+
+    hub, cases = bea
+    result = workbench(hub, "batch", "run", "work/run_tool.ipynb", "--user", USER, "--dataset", DATASET,
+                       "--per-case", "-p", "tool", "tumour-seg")
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    with hub.ctx.session() as s:
+        run = s.query(BatchRun).filter_by(user=USER, notebook="work/run_tool.ipynb").one().as_dict()
+    assert (run["summary"]["cases"], run["summary"]["ok"]) == (PATIENTS, PATIENTS), run["summary"]
+    segs = sorted((Path(home_volume(docker).attrs["Mountpoint"]) / "tool-results" / "tumour-seg").glob("*.dcm"))
+    assert len(segs) == PATIENTS
+    algorithm = pydicom.dcmread(segs[0]).SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0]
+    assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == ("tumour-seg", "1.0.0")
 
 
 def test_an_unknown_notebook_or_parameter_is_refused_naming_the_field_and_writes_nothing(bea, docker):

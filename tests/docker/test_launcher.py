@@ -29,7 +29,7 @@ CATEGORY = "Imaging Workbench"
 HOME = "/home/jovyan"
 MINE = "# lena's own notes\n"  # in ~/cases-1.ipynb before she clicks: it must survive
 SHIPPED = ["./clinician/case_review.ipynb", "./clinician/cohort_overview.ipynb", "./researcher/federated_statistics.ipynb",
-           "./researcher/view_case.ipynb"]
+           "./researcher/run_tool.ipynb", "./researcher/view_case.ipynb"]
 
 
 @pytest.fixture(scope="module")

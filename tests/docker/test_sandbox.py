@@ -184,17 +184,9 @@ def test_sandbox_reaches_the_federation_service_with_its_own_token(bob, docker):
     assert datasets == "['liver-b']"  # only what bob holds grants for is offered
 
 
-def test_an_approved_tool_appears_read_only_at_tools_in_a_running_sandbox(alice, docker, tmp_path):
+def test_an_approved_tool_appears_read_only_at_tools_in_a_running_sandbox(alice, approved_tool, docker):
     """The AI tools' folder is the one part of the state directory a sandbox sees (hub/mount_plan.py):
     a tool approved while alice's server runs is there at once, and nothing in it can be changed."""
-    from imaging_workbench.context import WorkbenchContext
-    from imaging_workbench.tools import catalog
-
-    from ..tool_bundles import write_bundle
-
-    settings = {**alice.settings, "roles": {**alice.settings["roles"], "tool_reviewers": ["rita"]}}
-    tool = catalog.add(WorkbenchContext(settings, actor="adam"), write_bundle(tmp_path / "seg"))
-    catalog.approve(WorkbenchContext(settings, actor="rita"), tool["id"], tool["version"])
     listed = "import imaging_workbench as w; print([t['id'] for t in w.Tools().list(as_frame=False)])"
     assert run_in(docker, "alice", f'python3 -c "{listed}"') == (0, "['tumour-seg']\n")
     assert run_in(docker, "alice", "ls -A /tools /tools/tumour-seg/1.0.0/models") == (

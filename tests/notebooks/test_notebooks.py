@@ -16,8 +16,9 @@ REPO = Path(__file__).parents[2]
 NOTEBOOKS = sorted(p.relative_to(REPO / "notebooks").as_posix() for p in (REPO / "notebooks").rglob("*.ipynb")
                    if ".ipynb_checkpoints" not in p.parts)
 IMAGE = "workbench-singleuser:latest"
-# Notebooks that need more than a sandbox (a running federation) run in their own tier.
+# Notebooks that need more than a sandbox (a running federation, an approved tool) run in their own tier.
 RUN_ELSEWHERE = {"researcher/federated_statistics.ipynb": "tests/federation/test_notebook.py",
+                 "researcher/run_tool.ipynb": "tests/docker/test_batch.py",  # needs an approved tool at /tools
                  "courses/intro/03_federated_statistics.ipynb": "tests/federation/test_notebook.py"}
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 MOUNTED_AS = "lung-ct-mounted"
