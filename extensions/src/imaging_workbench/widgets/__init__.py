@@ -1,4 +1,4 @@
-"""Notebook and Voila widgets: CaseViewer (three planes, overlay), CaseBrowser, view_3d.
+"""Notebook and Voila widgets: CaseViewer (three planes, overlay), CaseBrowser, ToolMenu, view_3d.
 
 See README.md in this folder. Everything here works offline: the JavaScript and CSS ship in
 the package and nothing is fetched from the web at run time.
@@ -6,7 +6,7 @@ the package and nothing is fetched from the web at run time.
 
 import importlib
 
-_LAZY = {"CaseViewer": "viewer", "CaseBrowser": "browser", "view_3d": "view3d"}
+_LAZY = {"CaseViewer": "viewer", "CaseBrowser": "browser", "view_3d": "view3d", "ToolMenu": "tool_menu"}
 
 __all__ = list(_LAZY)
 

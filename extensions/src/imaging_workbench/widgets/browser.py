@@ -7,6 +7,7 @@ series never touch the disk; opening a series loads it through the index (no fol
 
 import html
 import logging
+from pathlib import Path
 
 import ipywidgets as W
 import pandas as pd
@@ -33,12 +34,17 @@ class CaseBrowser(W.VBox):
         page_size: rows per page of the series table.
         source: an object with LocalIndex's methods (datasets, ensure_indexed, series, load);
             built from root/index_path when not given.
+        tools: a `Tools` whose approved tools a "Run tool" menu below the viewer offers (default:
+            `Tools()` when the sandbox has a tool catalogue, /tools/catalog.json; False: no menu).
     """
 
-    def __init__(self, root="/data", index_path=None, page_size: int = 20, cancer_types=None, source=None):
+    def __init__(self, root="/data", index_path=None, page_size: int = 20, cancer_types=None, source=None,
+                 tools=None):
         super().__init__()
         self.add_class("wb-browser")
         self.source = source or LocalIndex(root, index_path, cancer_types)
+        self.tools = _default_tools() if tools is None else (tools or None)
+        self.tool_menu = None
         self.page_size, self.page = page_size, 0
         self.viewer = None
         self.status = W.HTML()
@@ -194,8 +200,20 @@ class CaseBrowser(W.VBox):
                                                f"{html.escape(str(e))}</div>")]
             return None
         self.viewer = CaseViewer(volume, segmentation=seg)
-        self.viewer_box.children = [self.viewer]
+        self.tool_menu = None
+        if self.tools is not None:
+            from .tool_menu import ToolMenu
+
+            self.tool_menu = ToolMenu(self.viewer, self.tools)
+        self.viewer_box.children = [self.viewer] + ([self.tool_menu] if self.tool_menu else [])
         return self.viewer
+
+
+def _default_tools():
+    """`Tools()` when this sandbox has a tool catalogue, else None (no menu)."""
+    from ..tools.notebook import SANDBOX_CATALOG, Tools
+
+    return Tools() if Path(SANDBOX_CATALOG).exists() else None
 
 
 def _line(*cells) -> str:

@@ -32,6 +32,9 @@ class CaseViewer(anywidget.AnyWidget):
         segmentation: None, a label array of the volume's shape, a (labels, segments) pair,
             or a DICOM SEG source for `imaging_workbench.dicom.load_segmentation`.
 
+    `volume` is the Volume shown (None when it failed to load); `tool_result` the ToolResult
+    of the last `show_tool_result` (None before any).
+
     A series or segmentation that fails to load (a WorkbenchError from the loader, or a missing
     or unreadable path) does not raise: the message is shown inside the widget (trait `error`)
     so a dashboard keeps working. Wrong arguments (a 2-D array, a mask of the wrong shape) raise.
@@ -73,6 +76,8 @@ class CaseViewer(anywidget.AnyWidget):
         self.volume = None
         self._array = None
         self._labels = None
+        self._stored = None  # (labels, segments) of the stored SEG: a tool's layer goes beside it
+        self.tool_result = None
         self._frontend_ready = False  # nothing is sent before a browser asks: no one would read it
         self._answered = set()  # tokens of the browsers' "ready" requests already answered
         self.on_msg(self._on_frontend_msg)
@@ -108,8 +113,41 @@ class CaseViewer(anywidget.AnyWidget):
             self.mask_version += 1
         self._send_mask()
 
+    def show_tool_result(self, result) -> None:
+        """Overlay an AI tool's labels (a `ToolResult`) beside the stored SEG's segments.
+
+        One label map holds three kinds of segment, each with its own toggle: the stored SEG's
+        segments (their numbers, where only the SEG marks a voxel), the tool's segments
+        ("tumour (tumour-seg 1.0.0)", where only the tool marks it) and, where a SEG segment and a
+        tool segment overlap, one segment per pair: "Tumour 1: SEG and tumour-seg agree" when the
+        two name the same structure (case and a trailing number aside), else "Lung (SEG) overlaps
+        tumour (tumour-seg)". Without a stored SEG the tool's segments alone. A later call replaces
+        the previous tool's layer; the stored SEG stays.
+
+        Raises:
+            ValueError: the result's labels are on another grid (both shapes named), or the layers
+                need more than 255 segment numbers.
+            RuntimeError: the viewer has no volume.
+        """
+        if self._array is None:
+            raise RuntimeError("this viewer has no volume to overlay a tool's result on" +
+                               (f" (it failed to load: {self.error})" if self.error else ""))
+        labels = np.asarray(result.labels)
+        other = getattr(result, "volume", None)
+        if labels.shape != self._array.shape or (
+                other is not None and self.volume is not None and other is not self.volume
+                and not np.allclose(np.asarray(other.affine, float), np.asarray(self.volume.affine, float), atol=1e-3)):
+            raise ValueError(f"the result of {result.tool.get('id')} {result.tool.get('version')} is on another "
+                             f"grid: labels {labels.shape}, this viewer's series {tuple(self._array.shape)} (or "
+                             "another position or orientation); run the tool on the series this viewer shows")
+        from .tool_menu import tool_layer
+
+        combined, segments = tool_layer(self._stored, labels, result.segments, result.tool)
+        self.tool_result = result
+        self.show_mask(combined, segments)
+
     def clear_mask(self) -> None:
-        """Remove the overlay."""
+        """Remove the overlay (the stored SEG is kept for a later `show_tool_result`)."""
         self._labels = None
         with self.hold_sync():
             self.segments, self.visible_segments = [], []
@@ -158,6 +196,7 @@ class CaseViewer(anywidget.AnyWidget):
             self.error = f"segmentation not shown: {e}"
             return
         self.show_mask(labels, segments)
+        self._stored = (self._labels, [dict(s) for s in self.segments])
 
     @t.validate("slice", "coronal", "sagittal")
     def _clamp_index(self, proposal):
