@@ -80,6 +80,38 @@ def test_training_returns_the_global_model(trained):
     build_model().load_state_dict(torch.load(result.model_file, weights_only=True))
 
 
+def test_the_trained_model_published_as_a_tool_is_evaluated_at_the_sites_by_its_id(trained, fed_env, client_for,
+                                                                                    tmp_path):
+    """`workbench tools publish-job`: the job's model as a draft tool whose card names the job, its
+    sites and datasets, the epsilon and Dice of each round; once approved, `federated-evaluation`
+    takes its id: each site runs the tool's own pipeline on whole series (tests/unit/tools has the rest)."""
+    from imaging_workbench.context import WorkbenchContext
+    from imaging_workbench.federation.client import FederationError
+    from imaging_workbench.tools import catalog
+    from imaging_workbench.tools.publish_job import publish_job
+
+    job, result = trained
+    _, settings, _ = fed_env
+    tool = publish_job(WorkbenchContext(settings, actor="fed-admin"), job.id, "fed-tumour-seg")
+    assert (tool["id"], tool["state"]) == ("fed-tumour-seg", "draft")
+    provenance = tool["card"]["provenance"]
+    assert provenance["job"] == job.id and provenance["sites"] == ["site-1", "site-2", "site-3"]
+    assert provenance["federated_dice_per_round"] == [r["dice"] for r in result.raw["rounds"]]
+
+    fed = client_for("alice")
+    with pytest.raises(FederationError) as draft:  # a draft is no tool to evaluate
+        fed.submit("federated-evaluation", datasets=["lung-ct"], tool="fed-tumour-seg")
+    assert draft.value.status == 400 and "tool" in draft.value.fields
+    reviewers = {**settings, "roles": {**settings["roles"], "tool_reviewers": ["rita"]}}
+    catalog.approve(WorkbenchContext(reviewers, actor="rita"), "fed-tumour-seg", "1.0.0")
+    evaluation = fed.submit("federated-evaluation", datasets=["lung-ct"], tool="fed-tumour-seg")
+    evaluation.wait(timeout=240, progress=False)
+    outcome = evaluation.result(dest=tmp_path)
+    assert outcome.status == "finished", outcome.raw.get("error")
+    dice = outcome.raw["metrics"]["dice"]
+    assert dice["cases"] >= 30 and 0 <= dice["mean"] <= 1 and "hd95_voxels" in outcome.raw["metrics"]
+
+
 def test_evaluation_of_the_trained_model_aggregates_dice_and_hausdorff(trained, client_for, tmp_path):
     job, _ = trained
     fed = client_for("alice")
