@@ -1,0 +1,207 @@
+"""How fast does an approved tool segment a CT? Ours (`Tools().run`) against the same bundle run by
+stock MONAI bundle machinery, on one 512x512x300 CT series.
+
+    python benchmarks/tools.py [--cache DIR] [--repeats 3] [--roi 96] [--sw-batch 2] [--device cpu]
+                               [--size 512 --slices 300]
+
+Both run the same network (the federated training's UNet architecture, seeded random weights) with
+the same preprocessing (HU window to [0, 1]), sliding window (roi, overlap 0.25, batch), float32
+precision and postprocessing (sigmoid, Invertd, threshold 0.5), from the DICOM folder to a mask on
+the series' grid, both warm (the median of --repeats after one warm-up run):
+  ours    Tools().run(tool, folder): the workbench's DICOM loader, the checked card pipeline
+  stock   monai.bundle.ConfigParser over a MONAI inference config as model-zoo bundles write it:
+          LoadImaged (MONAI's DICOM reader), Dataset, DataLoader, SlidingWindowInferer, the
+          postprocessing with Invertd, driven by SupervisedEvaluator's own loop (decollate, then
+          postprocessing per item); the evaluator itself needs pytorch-ignite, which is not installed
+The masks must agree at Dice >= 0.99. Prints both medians and the ratio, writes
+benchmarks/results/tools.png.
+"""
+
+import argparse
+import hashlib
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+
+from load_series import ensure_series  # noqa: E402 - the benchmarks' shared, cached 512x512x300 CT
+
+TOOL = "bench-seg"
+NETWORK = {"spatial_dims": 3, "in_channels": 1, "out_channels": 1, "channels": [4, 8], "strides": [2],
+           "num_res_units": 1, "norm": ["group", {"num_groups": 1}]}
+HU_WINDOW = (-160.0, 240.0)
+OVERLAP = 0.25
+
+
+def write_bundle(folder: Path, roi: int, sw_batch: int) -> Path:
+    """A bundle of the federated UNet (seeded weights) with its workbench card and MONAI metadata."""
+    import monai
+    import torch
+    from monai.networks.nets import UNet
+
+    (folder / "models").mkdir(parents=True)
+    (folder / "configs").mkdir()
+    torch.manual_seed(7)
+    torch.save(UNet(**NETWORK).state_dict(), folder / "models" / "model.pt")
+    data = (folder / "models" / "model.pt").read_bytes()
+    image = {"type": "image", "format": "hounsfield", "modality": "CT", "num_channels": 1,
+             "spatial_shape": [roi] * 3, "dtype": "float32", "value_range": list(HU_WINDOW), "is_patch_data": True,
+             "channel_def": {"0": "image"}}
+    (folder / "configs" / "metadata.json").write_text(json.dumps({
+        "schema": "the workbench's tools/metadata_schema.json", "version": "1.0.0",
+        "monai_version": monai.__version__, "pytorch_version": torch.__version__.split("+")[0],
+        "numpy_version": np.__version__, "optional_packages_version": {}, "task": "benchmark",
+        "description": "tools benchmark", "authors": "benchmarks/tools.py", "copyright": "none",
+        "network_data_format": {"inputs": {"image": image}, "outputs": {"pred": {
+            **image, "format": "segmentation", "value_range": [0, 1], "channel_def": {"0": "tumour"}}}}}))
+    card = {"id": TOOL, "version": "1.0.0", "kind": "segmentation", "modality": "CT", "body_part": "chest",
+            "intended_use": "Research use only, not for diagnosis: a benchmark.", "licences": ["none"],
+            "needs": {"gpu": False, "memory": "2G"}, "provenance": {"made_by": "benchmarks/tools.py"},
+            "weights": {"file": "models/model.pt", "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)},
+            "network": {"class": "UNet", "args": NETWORK},
+            "preprocessing": [{"name": "LoadImaged", "args": {"keys": ["image"]}},
+                              {"name": "EnsureChannelFirstd", "args": {"keys": ["image"]}},
+                              {"name": "ScaleIntensityRanged", "args": {
+                                  "keys": ["image"], "a_min": HU_WINDOW[0], "a_max": HU_WINDOW[1], "b_min": 0.0,
+                                  "b_max": 1.0, "clip": True}}],
+            "postprocessing": [{"name": "Activationsd", "args": {"keys": ["pred"], "sigmoid": True}},
+                               {"name": "Invertd", "args": {"keys": ["pred"], "transform": "preprocessing",
+                                                            "orig_keys": ["image"]}},
+                               {"name": "AsDiscreted", "args": {"keys": ["pred"], "threshold": 0.5}}],
+            "inference": {"roi_size": [roi] * 3, "sw_batch_size": sw_batch, "overlap": OVERLAP}}
+    (folder / "workbench_card.json").write_text(json.dumps(card))
+    return folder
+
+
+def approved_catalog(state: Path, bundle: Path) -> Path:
+    """The bundle added and approved in a throwaway deployment; its catalog.json."""
+    from imaging_workbench.context import WorkbenchContext
+    from imaging_workbench.deployment import validate_settings, with_defaults
+    from imaging_workbench.tools import catalog
+
+    settings = validate_settings(with_defaults({"state_dir": str(state), "database_url": None}))
+    settings["roles"]["tool_reviewers"] = ["reviewer"]
+    catalog.add(WorkbenchContext(settings, actor="benchmark"), bundle)
+    catalog.approve(WorkbenchContext(settings, actor="reviewer"), TOOL, "1.0.0")
+    return catalog.tools_dir(settings) / "catalog.json"
+
+
+def stock_config(bundle: Path, series: Path, roi: int, sw_batch: int, device: str) -> dict:
+    """The MONAI inference config of the same bundle, as a MONAI model-zoo bundle writes it."""
+    return {
+        "device": f"$torch.device('{device}')",
+        "network_def": {"_target_": "UNet", **NETWORK},
+        "network": "$@network_def.to(@device)",
+        "preprocessing": {"_target_": "Compose", "transforms": [
+            {"_target_": "LoadImaged", "keys": "image"},
+            {"_target_": "EnsureChannelFirstd", "keys": "image"},
+            {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": HU_WINDOW[0], "a_max": HU_WINDOW[1],
+             "b_min": 0.0, "b_max": 1.0, "clip": True}]},
+        "dataset": {"_target_": "Dataset", "data": [{"image": str(series)}], "transform": "@preprocessing"},
+        "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "num_workers": 0},
+        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [roi] * 3, "sw_batch_size": sw_batch,
+                    "overlap": OVERLAP},
+        "postprocessing": {"_target_": "Compose", "transforms": [
+            {"_target_": "Activationsd", "keys": "pred", "sigmoid": True},
+            {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image"},
+            {"_target_": "AsDiscreted", "keys": "pred", "threshold": 0.5}]},
+        "checkpoint": str(bundle / "models" / "model.pt"),
+    }
+
+
+def run_stock(config: dict) -> np.ndarray:
+    """The stock run; its mask as (z, y, x)."""
+    import torch
+    from monai.bundle import ConfigParser
+    from monai.data import decollate_batch
+
+    parser = ConfigParser(config)
+    network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("inferer")
+    postprocessing, device = parser.get_parsed_content("postprocessing"), parser.get_parsed_content("device")
+    network.load_state_dict(torch.load(parser["checkpoint"], map_location=device, weights_only=True))
+    network.eval()
+    for batch in parser.get_parsed_content("dataloader"):
+        with torch.no_grad():
+            batch["pred"] = inferer(batch["image"].to(device), network)
+        items = [postprocessing(item) for item in decollate_batch(batch)]
+    return np.asarray(items[0]["pred"].detach().cpu())[0].transpose(2, 1, 0) > 0.5
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    denominator = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / denominator) if denominator else 1.0
+
+
+def timed(fn, repeats: int) -> tuple[float, object]:
+    out = fn()  # warm-up: imports, page cache, lazy plugins
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def plot(ours: float, stock: float, title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    RESULTS.mkdir(exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 2.4))
+    ax.barh(["stock MONAI bundle", "ours (Tools().run)"], [stock, ours], color=["#999", "#4a6fa5"])
+    ax.set_xlabel("seconds, DICOM folder to mask (median, warm)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = RESULTS / "tools.png"
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "workbench-bench")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--roi", type=int, default=96)
+    p.add_argument("--sw-batch", type=int, default=2)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--size", type=int, default=512, help="rows and columns of the CT")
+    p.add_argument("--slices", type=int, default=300)
+    args = p.parse_args(argv)
+
+    import torch
+
+    from imaging_workbench import Tools
+
+    shape = f"{args.size}x{args.size}x{args.slices}"
+    name = f"ct-{args.slices}-explicit" if args.size == 512 else f"ct-{shape}-explicit"  # load_series.py's cache
+    series = ensure_series(args.cache, name, (args.slices, args.size, args.size), "explicit")
+    with tempfile.TemporaryDirectory(prefix="workbench-tools-bench-") as tmp:
+        bundle = write_bundle(Path(tmp) / "bundle", args.roi, args.sw_batch)
+        tools = Tools(catalog=approved_catalog(Path(tmp) / "state", bundle))
+        ours, result = timed(lambda: tools.run(TOOL, series, device=args.device), args.repeats)
+        stock, stock_mask = timed(lambda: run_stock(stock_config(bundle, series, args.roi, args.sw_batch,
+                                                                 args.device)), args.repeats)
+    agreement = dice(result.labels > 0, stock_mask)
+    threads = torch.get_num_threads()
+    print(f"{shape} CT, roi {args.roi}^3, overlap {OVERLAP}, sw batch {args.sw_batch}, float32, {args.device}, "
+          f"{threads} threads, median of {args.repeats} warm runs")
+    print(f"  ours  (Tools().run)          {ours:8.2f} s")
+    print(f"  stock (MONAI bundle config)  {stock:8.2f} s")
+    print(f"  ratio stock / ours           {stock / ours:8.2f} x")
+    print(f"  masks agree: Dice {agreement:.4f} ({int((result.labels > 0).sum())} and {int(stock_mask.sum())} voxels)")
+    print(f"  plot: {plot(ours, stock, f'{shape} CT, roi {args.roi}, {args.device}: stock / ours = {stock / ours:.2f}x')}")
+    return 0 if agreement >= 0.99 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
