@@ -11,7 +11,7 @@ import pytest
 
 from .conftest import REPO
 from .servers import write_notebook
-from .viewer_page import VIEWER, dataset, wait_loaded
+from .viewer_page import VIEWER, dataset, open_in_lab, wait_loaded
 from ..waiting import wait_for
 
 pytestmark = pytest.mark.browser
@@ -80,14 +80,5 @@ def test_a_tools_mask_shows_beside_the_stored_seg_in_voila(page, voila, tool_not
 def test_a_tools_mask_shows_beside_the_stored_seg_in_jupyterlab(page, lab, tool_notebook):
     # A workspace of its own: Lab restores a workspace's open tabs, and the default one's are the
     # other Lab tests' (a hidden tab of this notebook there would hold the first `.wb-viewer`).
-    page.goto(lab.url(f"lab/workspaces/tool-overlay/tree/{tool_notebook}"))
-    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=90_000)
-    page.wait_for_function("""() => {
-        const app = window.jupyterapp, w = app.shell.currentWidget;
-        if (!w || !w.sessionContext || !w.sessionContext.session || !w.sessionContext.session.kernel) return false;
-        if (w.sessionContext.session.kernel.status !== 'idle') return false;
-        if (!window.__ran) { window.__ran = true; app.commands.execute('notebook:run-all-cells'); }
-        return true;
-    }""", timeout=90_000, polling=250)
-    wait_loaded(page, timeout=120_000)
+    open_in_lab(page, lab, f"lab/workspaces/tool-overlay/tree/{tool_notebook}", timeout=120_000)
     run_the_tool_and_see_its_overlay(page)

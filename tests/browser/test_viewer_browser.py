@@ -3,7 +3,7 @@
 import pytest
 import requests
 
-from .viewer_page import VIEWER, dataset, pixel, wait_attr, wait_loaded
+from .viewer_page import VIEWER, dataset, open_in_lab, pixel, wait_attr, wait_loaded
 
 pytestmark = pytest.mark.browser
 
@@ -15,20 +15,6 @@ TOLERANCE = 2
 
 def assert_grey(rgba, value):
     assert all(abs(c - value) <= TOLERANCE for c in rgba[:3]), f"expected grey {value}, got {rgba}"
-
-
-def open_in_lab(page, lab):
-    page.goto(lab.url("lab/tree/viewer.ipynb"))
-    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=90_000)
-    # Run the notebook once its kernel is up; retry because the command is a no-op before that.
-    page.wait_for_function("""() => {
-        const app = window.jupyterapp, w = app.shell.currentWidget;
-        if (!w || !w.sessionContext || !w.sessionContext.session || !w.sessionContext.session.kernel) return false;
-        if (w.sessionContext.session.kernel.status !== 'idle') return false;
-        if (!window.__ran) { window.__ran = true; app.commands.execute('notebook:run-all-cells'); }
-        return true;
-    }""", timeout=90_000, polling=250)
-    wait_loaded(page, timeout=90_000)
 
 
 def check_viewer(page):
@@ -57,14 +43,14 @@ def check_viewer(page):
 
 
 def test_viewer_renders_in_jupyterlab(page, lab):
-    open_in_lab(page, lab)
+    open_in_lab(page, lab, "lab/tree/viewer.ipynb")
     check_viewer(page)
     labels = page.eval_on_selector_all(".wb-axial .wb-orient", "els => els.map(e => e.textContent)")
     assert labels == ["A", "P", "R", "L"]
 
 
 def test_lab_slice_changes_reach_the_kernel(page, lab):
-    open_in_lab(page, lab)
+    open_in_lab(page, lab, "lab/tree/viewer.ipynb")
     page.focus(VIEWER)
     page.keyboard.press("ArrowDown")
     wait_attr(page, "axial", "11")

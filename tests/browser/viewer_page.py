@@ -26,3 +26,18 @@ def dataset(page, key: str) -> str:
 
 def wait_attr(page, key: str, value: str, timeout=10):
     wait_for(lambda: dataset(page, key) == value, timeout, 0.05, f"viewer data-{key} == {value!r}")
+
+
+def open_in_lab(page, lab, path: str, timeout=90_000) -> None:
+    """Open the notebook at `path` (under the Lab server's URL) and run it once its kernel is up;
+    wait for the viewer to load. Retried, as running the cells is a no-op before the kernel is idle."""
+    page.goto(lab.url(path))
+    page.wait_for_function("window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=90_000)
+    page.wait_for_function("""() => {
+        const app = window.jupyterapp, w = app.shell.currentWidget;
+        if (!w || !w.sessionContext || !w.sessionContext.session || !w.sessionContext.session.kernel) return false;
+        if (w.sessionContext.session.kernel.status !== 'idle') return false;
+        if (!window.__ran) { window.__ran = true; app.commands.execute('notebook:run-all-cells'); }
+        return true;
+    }""", timeout=90_000, polling=250)
+    wait_loaded(page, timeout=timeout)
