@@ -19,6 +19,7 @@ declare -A PACKAGES=(
   [python3]=python3
   [node]=nodejs          # configurable-http-proxy, JupyterHub's proxy, is a Node.js program
   [npm]=npm
+  [gcc]=gcc              # scripts/build_pyradiomics_wheel.sh compiles pyradiomics' C extension
 )
 missing=()
 for bin in "${!PACKAGES[@]}"; do
@@ -29,6 +30,9 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 # The venv module and pip's certificates: Debian ships python3 without them.
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 [ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
+# Python's C headers, for the same build.
+python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))' \
+  2>/dev/null || missing+=(python3-dev)
 
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"

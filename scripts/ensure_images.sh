@@ -86,10 +86,12 @@ ensure_wheelhouse() {
     log "wheelhouse $dir is cached"
   else
     rm -rf "$dir.partial"
+    # pyradiomics and docopt: wheels PyPI lacks, built on this host (scripts/build_pyradiomics_wheel.sh).
+    built_wheels="$(bash "$REPO_ROOT/scripts/build_pyradiomics_wheel.sh")" || die "building the pyradiomics wheel failed"
     # Frozen list, so --no-deps: no second resolution. The image's pip install (no index)
     # fails loudly if the freeze missed a dependency.
     "${pip[@]}" download --quiet --no-deps --only-binary=:all: --python-version "$py" \
-      --implementation cp -r "$requirements" -d "$dir.partial" \
+      --implementation cp --find-links "$built_wheels" -r "$requirements" -d "$dir.partial" \
       2> >(grep -v "is ignored: it is neither" >&2) \
       || die "pip download of $requirements for Python $py failed (see above); is the package index reachable?"
     cp "$requirements" "$dir.partial/requirements.txt"

@@ -36,10 +36,13 @@ for extra in sys.argv[2:]:
 print("\n".join(dict.fromkeys(deps)))
 PY
 
+# pyradiomics and docopt have no wheels on PyPI: built on this host once, found here.
+built_wheels="$(bash "$REPO_ROOT/scripts/build_pyradiomics_wheel.sh")" || die "building the pyradiomics wheel failed"
+
 log "resolving $in_file for CPython $py_version (binary wheels only)"
 # --target: pip only accepts --python-version with a target; --dry-run writes nothing there.
 "${pip[@]}" install --quiet --dry-run --ignore-installed --report "$tmp/report.json" \
-  --only-binary=:all: --python-version "$py_version" --implementation cp \
+  --only-binary=:all: --python-version "$py_version" --implementation cp --find-links "$built_wheels" \
   --target "$tmp/target" -r "$in_file" -r "$tmp/package-deps.txt" 2> >(grep -v "is ignored: it is neither" >&2) \
   || die "requirements.in does not resolve for Python $py_version (see pip's message above); relax or change a pin"
 

@@ -40,11 +40,12 @@ class ToolResult:
 
         return save_seg(self, folder)
 
-    def measurements(self):
-        """Per segment: voxels, volume in ml, mean/min/max intensity inside (a pandas DataFrame)."""
+    def measurements(self, features: bool = False):
+        """Per segment: voxels, volume in ml, mean/min/max intensity inside (a pandas DataFrame);
+        `features=True` adds IBSI radiomics features by mirp (slower; see tools/radiomics.py)."""
         from .measurements import measure
 
-        return measure(self.labels, self.segments, self.volume)
+        return measure(self.labels, self.segments, self.volume, features=features)
 
 
 def as_volume(series) -> Volume:
