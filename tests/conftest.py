@@ -62,19 +62,49 @@ def postgres_server():
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _postgres_url(server, name: str) -> str:
+def _postgres_url(server, name: str, template: str | None = None) -> str:
+    copy = ["-T", template] if template else []
     subprocess.run([str(server["bindir"] / "createdb"), "-h", "127.0.0.1", "-p", str(server["port"]),
-                    "-U", "postgres", name], check=True, capture_output=True)
+                    "-U", "postgres", *copy, name], check=True, capture_output=True)
     return f"postgresql+psycopg://postgres@127.0.0.1:{server['port']}/{name}"
+
+
+@pytest.fixture(scope="session")
+def postgres_catalog_template(postgres_server) -> str:
+    """The name of a PostgreSQL database migrated to the newest revision once: the catalogs of
+    the tests are its copies, as migrating each anew cost about 0.7 s a test (160 tests)."""
+    from imaging_workbench.catalog.engine import create_catalog_engine
+
+    name = f"wb_{os.getpid()}_template"
+    create_catalog_engine(_postgres_url(postgres_server, name)).dispose()  # no connection may stay open to copy it
+    return name
+
+
+@pytest.fixture(scope="session")
+def sqlite_catalog_template(tmp_path_factory) -> Path:
+    """A SQLite catalog at the newest revision, made once and copied for each test (0.3 s less each)."""
+    from imaging_workbench.catalog.engine import create_catalog_engine
+
+    path = tmp_path_factory.mktemp("catalog-template") / "catalog.sqlite"
+    create_catalog_engine(f"sqlite:///{path}").dispose()
+    return path
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path):
-    """Each catalog test runs on SQLite and, in the postgres tier, on a real PostgreSQL server."""
+    """Each catalog test runs on SQLite and, in the postgres tier, on a real PostgreSQL server, on a
+    copy of a catalog already at the newest revision (an empty database for tests marked
+    `empty_database`, which migrate it themselves)."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+        path = tmp_path / "catalog.sqlite"
+        if not empty:
+            shutil.copyfile(request.getfixturevalue("sqlite_catalog_template"), path)
+            path.chmod(0o600)
+        return f"sqlite:///{path}"
     server = request.getfixturevalue("postgres_server")
-    return _postgres_url(server, f"wb_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}")
+    template = None if empty else request.getfixturevalue("postgres_catalog_template")
+    return _postgres_url(server, f"wb_{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}", template)
 
 
 @pytest.fixture

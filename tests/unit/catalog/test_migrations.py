@@ -22,7 +22,7 @@ from imaging_workbench.catalog.models import UTCDateTime
 from imaging_workbench.clock import utcnow
 from imaging_workbench.errors import WorkbenchError
 
-pytestmark = pytest.mark.usefixtures("database_url")
+pytestmark = [pytest.mark.usefixtures("database_url"), pytest.mark.empty_database]
 
 T0 = utcnow().replace(microsecond=123456) - timedelta(days=30)
 
