@@ -1,6 +1,7 @@
 """A training session for ten learners, on the real hub and real sandboxes, through `workbench session`:
-create from a roster (eight temporary accounts), pre-spawn before the start, status, the material
-and a learner's edit surviving an update, an instructor who can open a learner's session server
+create from a roster (eight temporary accounts), pre-spawn before the start, status, a session
+server holding the teaching dataset and not the learner's own (nor her home), the material and a
+learner's edit surviving an update, other named servers refused, an instructor who can open a learner's session server
 and no other server, collect (a learner's symlink to /etc stays a symlink: the copy is made in a
 sandbox, never by the host), the instructor's download on the portal, and end: servers stopped,
 grants ended, one archive per learner, temporary accounts gone, each step audited."""
@@ -30,6 +31,7 @@ from .sandboxes import exec_in
 pytestmark = pytest.mark.docker
 
 NAME, SERVER = "room-1", "session-room-1"
+RESEARCH = "room-research"  # lr-02's own grant, which her session server must not mount
 OWN = {"lr-01": "lr-01-password-123", "lr-02": "lr-02-password-123"}  # accounts of their own
 LEARNERS = [*OWN, *(f"lt-{i:02}" for i in range(1, 9))]  # eight without: temporary accounts
 INSTRUCTOR, INSTRUCTOR_PASSWORD = "iris", "iris-password-123"
@@ -45,9 +47,13 @@ def container(docker, user):
     return docker.containers.get(f"{PREFIX}-{escape(user)}--{escape(SERVER)}")
 
 
-def session_server(hub, user):
+def server_state(hub, user, server):
     model = hub.api("GET", f"/users/{user}").json()
-    return model.get("servers", {}).get(SERVER) if "servers" in model else None
+    return model.get("servers", {}).get(server) if "servers" in model else None
+
+
+def session_server(hub, user):
+    return server_state(hub, user, SERVER)
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +66,16 @@ def room(sandbox_hub, alice, tmp_path_factory):
         folder.mkdir()
     (data / "case-001.txt").write_text("the teaching case\n")
     (material / "01-intro.ipynb").write_text('{"cells": [], "version": 1}')
-    for path in (data, material, root):
+    (root / RESEARCH).mkdir()
+    for path in (data, material, root, root / RESEARCH):
         path.chmod(0o755)
     with hub.ctx.session() as s:
         accounts.add_account(s, "edu", INSTRUCTOR, INSTRUCTOR_PASSWORD)
         for user, password in OWN.items():
             accounts.add_account(s, "edu", user, password)
         datasets.add_dataset(s, "edu", "room-ct", data, title="Teaching CT", site="site-1")
+        datasets.add_dataset(s, "edu", RESEARCH, root / RESEARCH, title="lr-02's research", site="site-1")
+        grants.grant_access(s, "steward", "lr-02", RESEARCH, 7, "her own research")
     roster = root / "roster.csv"
     roster.write_text("username,display_name\n" + "".join(f"{u},Learner {u}\n" for u in LEARNERS))
     start = utcnow() + timedelta(minutes=20)
@@ -94,6 +103,30 @@ def test_prespawn_readies_every_learner_before_the_start_and_status_says_who_log
     assert not any(r["spawn_error"] for r in rows.values())
     service = SessionHub.from_settings(hub.settings)  # the test's own hub token reads no groups
     assert service.http.get(f"{service.url}/groups/group-session-{NAME}").json()["users"] == sorted(LEARNERS)
+
+
+def test_a_session_server_holds_the_teaching_dataset_and_material_not_the_learners_own(room, docker):
+    box = container(docker, "lr-02")
+    assert exec_in(box, "ls /data") == (0, "room-ct\n")  # not her own research dataset
+    code, listing = exec_in(box, f"ls ~/sessions/{NAME} ~/examples")
+    assert code == 0 and "01-intro.ipynb" in listing and "researcher" in listing
+    homes = [m["Name"] for m in box.attrs["Mounts"] if m["Destination"] == "/home/jovyan"]
+    assert homes == [session_home_volume(HOME_VOLUME, "lr-02", SERVER)]  # not her own home volume
+
+
+@pytest.mark.parametrize("user, server, refusal", [
+    (INSTRUCTOR, SERVER, f"{INSTRUCTOR} is not a learner of training session '{NAME}'"),
+    ("lr-01", "scratch", "named servers are for training sessions"),
+    ("lr-01", "session-no-such", "training session 'no-such' is not running"),
+])
+def test_other_named_servers_are_refused(room, user, server, refusal):
+    hub, _ = room
+    hub.api("POST", f"/users/{user}")  # the hub learns of users at their first login; 409 if known
+    r = hub.api("POST", f"/users/{user}/servers/{server}", json={})
+    if r.status_code in (201, 202):  # the refusal may come after the hub accepted the request
+        wait_for(lambda: not (server_state(hub, user, server) or {}).get("pending"), 60, what="the spawn to end")
+        assert server_state(hub, user, server) is None
+    assert refusal in hub.log_tail(200)
 
 
 def test_a_learners_edit_survives_a_material_update(room, docker):
@@ -169,7 +202,8 @@ def test_end_stops_archives_ends_grants_and_removes_temporary_accounts(room, doc
     volumes = {v.name for v in docker.volumes.list()}
     assert not {session_home_volume(HOME_VOLUME, u, SERVER) for u in LEARNERS} & volumes
     with hub.ctx.session() as s:
-        assert not any(grants.approved_dataset_ids(s, u) for u in LEARNERS)
+        assert not any(grants.approved_dataset_ids(s, u) for u in LEARNERS if u != "lr-02")
+        assert grants.approved_dataset_ids(s, "lr-02") == [RESEARCH]  # a grant the session did not give stays
         trail = [(e.action, e.subject) for e in audit.events(s)]
     for step in ("session.stop", "session.archive", "session.end"):
         assert (step, NAME) in trail
