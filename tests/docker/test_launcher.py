@@ -6,8 +6,14 @@ show), the launcher offers "Browse cases" and "New federated job", and each card
 opens a new notebook in the home, never over an existing one, whose widget runs: the CaseBrowser
 lists the approved dataset and opens a case in the viewer, the federated job form offers its
 algorithms. Through the real hub and the real sandbox; every request off 127.0.0.1 is refused
-and counted (OfflineGuard), and the count must be zero."""
+and counted (OfflineGuard), and the count must be zero.
 
+Then, on the same server, nothing leaves for the web from the other pages a user opens: the hub's
+pages, the sandbox's Voila rendering a notebook that holds LaTeX (so MathJax is wanted: it is
+typeset by the MathJax the sandbox's server ships), and 404 pages of the hub, the server and Voila.
+Screenshots show what each page looks like without the web."""
+
+import json
 import os
 import shlex
 
@@ -28,6 +34,12 @@ DATASET, PATIENTS = "launcher-ct", 2
 CATEGORY = "Imaging Workbench"
 HOME = "/home/jovyan"
 MINE = "# lena's own notes\n"  # in ~/cases-1.ipynb before she clicks: it must survive
+LATEX = {"cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# Windowing\n",
+                                                                      "$$ y = \\frac{x - c}{w} + \\frac{1}{2} $$"]},
+                   {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                    "source": ["print('window ready')"]}],
+         "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+         "nbformat": 4, "nbformat_minor": 5}
 SHIPPED = ["./clinician/case_review.ipynb", "./clinician/cohort_overview.ipynb", "./researcher/federated_statistics.ipynb",
            "./researcher/run_tool.ipynb", "./researcher/view_case.ipynb"]
 
@@ -109,3 +121,34 @@ def test_a_new_user_opens_a_case_and_a_federated_job_from_the_launcher(lenas_ser
     code, listing = run_in(docker, USER, f"cat {HOME}/cases-1.ipynb; cd {HOME} && ls *.ipynb")
     assert code == 0, listing
     assert listing == MINE + "cases-1.ipynb\ncases-2.ipynb\nfederated-job-1.ipynb\n"
+
+
+def test_no_page_asks_the_web_for_anything(lenas_server, docker, chromium):
+    hub, guard = lenas_server, OfflineGuard()
+    code, out = run_in(docker, USER, f"mkdir -p {HOME}/offline && cat > {HOME}/offline/latex.ipynb <<'EOF'\n{json.dumps(LATEX)}\nEOF")
+    assert code == 0, out
+    page = signed_in_page(chromium, guard, hub.url, USER, PASSWORD, "/hub/home")
+    try:
+        save_screenshot(page, "offline-01-hub-home")
+        page.goto(f"{hub.url}/hub/token")
+        page.goto(f"{hub.url}/hub/no-such-page")
+        save_screenshot(page, "offline-02-hub-404")
+        page.goto(f"{hub.url}/user/{USER}/lab")
+        page.wait_for_selector("#jp-main-dock-panel", timeout=90_000)
+        page.wait_for_timeout(3000)  # late requests: extensions, news, update checks
+        save_screenshot(page, "offline-03-jupyterlab")
+        # JupyterLab's offer to fetch Jupyter news from the web is switched off, not merely unanswered.
+        assert page.locator("text=official Jupyter news").count() == 0
+        page.goto(f"{hub.url}/user/{USER}/voila/render/home/jovyan/offline/latex.ipynb")
+        page.wait_for_selector("text=window ready", timeout=90_000)
+        # The LaTeX is typeset, by the MathJax the sandbox's own server ships.
+        page.wait_for_selector("#rendered_cells .MathJax_Display", timeout=60_000)
+        assert page.locator("text=\\frac").count() == 0
+        save_screenshot(page, "offline-04-voila-latex")
+        for path in (f"/user/{USER}/voila/render/home/jovyan/missing.ipynb", f"/user/{USER}/no-such-page"):
+            response = page.goto(f"{hub.url}{path}")
+            assert response.status == 404, path
+        save_screenshot(page, "offline-05-server-404")
+    finally:
+        page.context.close()
+    assert guard.blocked == [], f"pages asked the web for: {guard.blocked}"
