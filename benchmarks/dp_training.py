@@ -65,7 +65,7 @@ def dataset_cases(workdir: Path, dataset: str, n: int, crop_size: int) -> list[d
         local = folder.parent / f"local-{folder.name}"
         local.mkdir(parents=True, exist_ok=True)
         write_site_datasets(local, {dataset: str(folder)})
-        normalise, ft.normalise = ft.normalise, lambda hu: hu.astype("float32")
+        normalise, ft.normalise = ft.normalise, lambda hu, window=None: hu.astype("float32")
         try:
             raw = ft.prepare_cases(SiteData(local), [dataset], crop_size)
         finally:

@@ -61,6 +61,12 @@ def test_narrow_volume_bins_are_refused_naming_the_field_and_the_limit():
     assert problems == {"volume_edges_ml": "bins of 0.5 mL are narrower than this site's minimum of 1 mL"}
 
 
+def test_the_dice_ce_loss_is_refused_where_weights_leave_only_under_dp_sgd():
+    params = defaults("federated-training", loss="dice-ce")
+    assert set(request_problems("federated-training", params, DatasetPolicy())) == {"loss"}  # dp-sgd by default
+    assert request_problems("federated-training", params, DatasetPolicy(weights="min-count")) == {}
+
+
 def test_epsilon_over_the_per_job_limit_is_refused():
     problems = request_problems("cohort-statistics", statistics(epsilon=8.0), DatasetPolicy(epsilon_per_job=4.0))
     assert problems == {"epsilon": "epsilon 8 is over this site's limit of 4 per job"}

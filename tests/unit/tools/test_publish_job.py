@@ -3,6 +3,7 @@ tool whose card carries the job, and, once a reviewer approves it, loads into th
 architecture with the job's own weights. The job row and its model.pt are what the federation
 service stores for a finished job (the federation tier publishes a real one: test_training.py)."""
 
+import json
 from datetime import timedelta
 
 import numpy as np
@@ -22,6 +23,7 @@ from imaging_workbench.tools.loader import load_tool
 pytestmark = pytest.mark.usefixtures("database_url")
 
 PARAMS = {"rounds": 1, "crop_size": 16, "epsilon": 8.0, "seed": 0}
+WHOLE_SERIES = {**PARAMS, "crop_size": 32, "network": "medium", "hu_window": [-1000, 400], "loss": "dice-ce"}
 SITES = {"site-1": ["lung-ct"], "site-2": ["liver-ct"]}
 
 
@@ -37,18 +39,22 @@ def settings_file(settings, tmp_path):
 
 @pytest.fixture
 def jobs(ctx, tmp_path):
-    """A finished training job with its model, a running one, and a finished statistics job."""
+    """A finished training job with its model, one of the medium network in a wide window, a running
+    one, and a finished statistics job."""
     torch.manual_seed(3)
     weights = training.build_model().state_dict()
-    folder = tmp_path / "results" / "job-train"
-    folder.mkdir(parents=True)
-    (folder / "model.pt").write_bytes(training.to_bytes(weights))
+    folder, medium = tmp_path / "results" / "job-train", tmp_path / "results" / "job-medium"
+    for path, model in ((folder, weights), (medium, training.build_model("medium").state_dict())):
+        path.mkdir(parents=True)
+        (path / "model.pt").write_bytes(training.to_bytes(model))
     now = utcnow()
     with ctx.session() as s:
-        for job_id, algorithm, status, result_dir in (("job-train", "federated-training", "finished", str(folder)),
-                                                     ("job-running", "federated-training", "running", None),
-                                                     ("job-stats", "cohort-statistics", "finished", str(folder))):
-            s.add(FederatedJob(id=job_id, user="bob", algorithm=algorithm, version="1.0", params=PARAMS,
+        for job_id, algorithm, status, result_dir, params in (
+                ("job-train", "federated-training", "finished", str(folder), PARAMS),
+                ("job-medium", "federated-training", "finished", str(medium), WHOLE_SERIES),
+                ("job-running", "federated-training", "running", None, PARAMS),
+                ("job-stats", "cohort-statistics", "finished", str(folder), PARAMS)):
+            s.add(FederatedJob(id=job_id, user="bob", algorithm=algorithm, version="1.0", params=params,
                                datasets=["lung-ct", "liver-ct"], site_datasets=SITES, status=status,
                                result={"rounds": [{"round": 0, "dice": 0.12, "epsilon": 1.5},
                                                   {"round": 1, "dice": 0.71, "epsilon": None}]},
@@ -76,6 +82,32 @@ def test_a_finished_training_job_becomes_a_tool_that_loads_its_own_weights_and_r
     result = Tools(catalog=catalog.tools_dir(settings) / "catalog.json").run("fed-tumour", volume)
     assert result.segments == [{"number": 1, "label": "tumour"}] and result.labels.shape == volume.array.shape
     assert set(np.unique(result.labels)) <= {0, 1}
+
+
+def test_a_medium_network_in_a_wide_window_is_carried_by_the_card_and_evaluated_only_as_a_tool(jobs, ctx, cli,
+                                                                                                 settings):
+    from imaging_workbench.federation.hub.manager import BadRequest, JobManager
+    from imaging_workbench.federation.settings import federation_settings
+
+    rc, out, err = cli("tools", "publish-job", "job-medium", "--id", "fed-lung", "--json", actor="fed-admin")
+    assert rc == 0, err
+    [tool] = catalog.show(WorkbenchContext(settings, actor="bob"), "fed-lung")
+    card = tool["card"]
+    assert card["network"]["args"]["channels"] == [8, 16, 32] and card["network"]["args"]["strides"] == [2, 2]
+    scale = next(t["args"] for t in card["preprocessing"] if t["name"] == "ScaleIntensityRanged")
+    assert (scale["a_min"], scale["a_max"]) == (-1000.0, 400.0)
+    assert card["inference"] == {"roi_size": [32] * 3, "sw_batch_size": 4, "overlap": 0.25}
+    folder = catalog.tool_folder(settings, "fed-lung", "1.0.0")
+    metadata = json.loads((folder / "configs" / "metadata.json").read_text())
+    assert metadata["network_data_format"]["inputs"]["image"]["value_range"] == [-1000.0, 400.0]
+
+    manager = JobManager(ctx, federation_settings(ctx.settings))
+    with ctx.session() as s:
+        with pytest.raises(BadRequest) as refused:
+            manager._model_bytes(s, "bob", "job-medium")
+        assert manager._model_bytes(s, "bob", "job-train") == training.to_bytes(jobs)
+    assert "network medium" in refused.value.errors["model_job"]
+    assert "workbench tools publish-job job-medium" in refused.value.hint
 
 
 @pytest.mark.parametrize("job, says", [

@@ -1,11 +1,12 @@
 """A tool made by the platform itself: a finished federated-training job as a MONAI bundle.
 
-The job's global model (its `model.pt`, the architecture of federation/algorithms/
+The job's global model (its `model.pt`, the job's `network` of federation/algorithms/
 federated_training.py) becomes `models/model.pt`; the card declares that architecture from the
-allow-list, the job's own preprocessing (the soft-tissue HU window scaled to [0, 1]) and
-postprocessing (sigmoid, threshold 0.5), and carries the job: its id, the sites and datasets it
-trained on, the epsilon each round spent and the federated Dice of every round. The bundle is
-then added like any other (catalog.add: every check, a draft until a tool reviewer approves it).
+allow-list, the job's own preprocessing (its `hu_window` scaled to [0, 1]), sliding windows of its
+crop size, and postprocessing (sigmoid, threshold 0.5), and carries the job: its id, the sites and
+datasets it trained on, the epsilon each round spent and the federated Dice of every round. The
+bundle is then added like any other (catalog.add: every check, a draft until a tool reviewer
+approves it).
 """
 
 import json
@@ -38,7 +39,9 @@ def _finished_training_job(session, job_id: str) -> FederatedJob:
 
 def card_of(job: FederatedJob, tool_id: str, version: str, body_part: str) -> dict:
     """The model card of the job's model (the weights' hash and size are added when written)."""
-    size = job.params["crop_size"]
+    size, (low, high) = job.params["crop_size"], training.setting(job.params, "hu_window")
+    args = {k: list(v) if isinstance(v, tuple) else v
+            for k, v in training.network_args(training.setting(job.params, "network")).items()}
     rounds = list((job.result or {}).get("rounds") or [])
     return {
         "id": tool_id, "version": version, "kind": "segmentation", "modality": "CT", "body_part": body_part,
@@ -51,14 +54,12 @@ def card_of(job: FederatedJob, tool_id: str, version: str, body_part: str) -> di
                        "status": job.status,
                        "epsilon_per_round": [r.get("epsilon") for r in rounds],
                        "federated_dice_per_round": [r.get("dice") for r in rounds]},
-        "network": {"class": "UNet", "args": {
-            "spatial_dims": 3, "in_channels": 1, "out_channels": 1, "channels": list(training.CHANNELS),
-            "strides": list(training.STRIDES), "num_res_units": 1, "norm": ["group", {"num_groups": 1}]}},
+        "network": {"class": "UNet", "args": args},
         "preprocessing": [
             {"name": "LoadImaged", "args": {"keys": ["image"]}},
             {"name": "EnsureChannelFirstd", "args": {"keys": ["image"]}},
-            {"name": "ScaleIntensityRanged", "args": {"keys": ["image"], "a_min": training.HU_LOW,
-                                                      "a_max": training.HU_HIGH, "b_min": 0.0, "b_max": 1.0,
+            {"name": "ScaleIntensityRanged", "args": {"keys": ["image"], "a_min": float(low),
+                                                      "a_max": float(high), "b_min": 0.0, "b_max": 1.0,
                                                       "clip": True}}],
         "postprocessing": [
             {"name": "Activationsd", "args": {"keys": ["pred"], "sigmoid": True}},
@@ -74,9 +75,9 @@ def metadata_of(job: FederatedJob) -> dict:
     import numpy
     import torch
 
-    shape = [job.params["crop_size"]] * 3
+    shape, (low, high) = [job.params["crop_size"]] * 3, training.setting(job.params, "hu_window")
     image = {"type": "image", "format": "hounsfield", "modality": "CT", "num_channels": 1, "spatial_shape": shape,
-             "dtype": "float32", "value_range": [training.HU_LOW, training.HU_HIGH], "is_patch_data": True,
+             "dtype": "float32", "value_range": [float(low), float(high)], "is_patch_data": True,
              "channel_def": {"0": "image"}}
     return {"schema": "meta_schema (the workbench's own copy: tools/metadata_schema.json)",
             "version": "1.0.0", "monai_version": monai.__version__, "pytorch_version": torch.__version__.split("+")[0],

@@ -43,6 +43,9 @@ class Algorithm:
     # The histogram bins a job asks for, (params) -> [protocol.policy.Bins], checked against each
     # site's bin policy at the hub and at the site; None: the algorithm releases no histograms.
     bins: Callable | None = None
+    # What in a job's parameters a dataset's weights policy refuses, (params, weights) -> {field:
+    # problem}: checked at the hub (with the policy a site last reported) and at the site.
+    policy_problems: Callable | None = None
     controller: str = CONTROLLER
     executor: str = EXECUTOR
 

@@ -3,7 +3,8 @@ site's tumour cases, one case per patient; each site releases differentially pri
 server pools them weighted by their (noisy) numbers of patients.
 
 The model is a finished federated-training job's (`model_job`: the centre crop of each case, as
-training measured it) or an approved AI tool (`tool`: the tool's own pipeline on each whole
+training measured it, so only the default network and HU window; the hub refuses others, which
+are evaluated as tools once published) or an approved AI tool (`tool`: the tool's own pipeline on each whole
 series, its tumour segments against the site's SEG). A tool travels as its approved card and
 weights (tools/site_package.py); the site builds only allow-listed networks and transforms."""
 
@@ -98,7 +99,7 @@ class Server:
         if is_package(data):
             load_package(data)  # refuses weights other than the card's, and anything off the allow-list
         else:
-            build_model().load_state_dict(from_bytes(data))  # refuses anything but the approved architecture
+            build_model().load_state_dict(from_bytes(data))  # refuses anything but the default network
         self.weights = data
 
     def task(self, round_: int) -> dict:

@@ -1,4 +1,4 @@
-"""Federated training: FedAvg of a small MONAI 3D UNet segmenting tumours in CT crops.
+"""Federated training: FedAvg of a MONAI 3D UNet segmenting tumours in CT crops.
 
 Each round the server sends the global weights; each site first measures the global model's
 Dice on all its tumour cases (a fixed centre crop per case, one mean per patient, released as a
@@ -13,6 +13,11 @@ clipping, Gaussian noise calibrated once per job, for all its training rounds, t
 DP-SGD epsilon by the RDP accountant; one accountant per job in the site's `state`, and each
 round reports the increase of the job's epsilon, so the rounds' charges add up to it);
 "min-count" trains without noise if the site has at least `min_count` training patients.
+
+The defaults (a small network, a soft-tissue window, crops around the tumours, a class-balanced
+loss per crop) suit DP-SGD. A whole-series tool trained without DP asks for more: `network`
+"medium", a wide `hu_window`, a `background_share` of crops anywhere in the volume, `loss`
+"dice-ce" (which a DP-SGD site refuses) and `lr_schedule` "cosine".
 """
 
 import io
@@ -25,29 +30,46 @@ from .base import Algorithm, epsilon_param
 
 HU_LOW, HU_HIGH = -160.0, 240.0  # soft-tissue window: tumours (~20-90 HU) against liver, kidney and lung
 
-
-CHANNELS, STRIDES = (4, 8), (2,)
+# The UNets a job may ask for (`network`), by their channels and strides. "small" (about 1.5k
+# parameters) for DP-SGD, whose noise grows with their number; "medium" (about 35k) for plain
+# training that must find small lung nodules in whole series.
+NETWORKS = {"small": {"channels": (4, 8), "strides": (2,)},
+            "medium": {"channels": (8, 16, 32), "strides": (2, 2)}}
 OUTPUT_BIAS = -3.0  # the initial logit of every voxel: sigmoid(-3) ~ 5 % tumour, near the crops' share
-ARCHITECTURE = (f"monai.networks.nets.UNet(spatial_dims=3, in_channels=1, out_channels=1, channels={CHANNELS}, "
-                f"strides={STRIDES}, num_res_units=1, norm=('group', {{'num_groups': 1}}))")
 RELEASE_SHARE = 0.1  # of the job's epsilon: the per-round Dice releases; the rest goes to DP-SGD
 LOGIT_SHIFT = 1.0  # the class-balanced cross-entropy sees logit + 1: a voxel is tumour only where it is fairly sure
 ACCOUNTANT = "rdp"  # Opacus's Renyi-DP accountant, for both calibration and the epsilon spent
 
 
-def build_model():
-    """The one architecture of every mode: GroupNorm (no running statistics), which DP-SGD needs.
+def setting(params: dict, name: str):
+    """A job's parameter, or its default: an evaluation's parameters hold no network or window."""
+    return params.get(name, PARAMS[name]["default"])
 
-    One group per layer, as the top up-sampling block normalises a single channel. Few parameters
-    (about 1.5k: two levels, channels 4 and 8), as DP-SGD's noise grows with their number. The
-    output starts at "little tumour" (bias OUTPUT_BIAS) rather than at "tumour everywhere" or
-    "nothing", which noisy training otherwise spends its first steps undoing.
+
+def network_args(network: str = "small") -> dict:
+    """MONAI UNet's arguments for `network` (a key of NETWORKS)."""
+    return {"spatial_dims": 3, "in_channels": 1, "out_channels": 1, **NETWORKS[network], "num_res_units": 1,
+            "norm": ("group", {"num_groups": 1})}
+
+
+def architecture(network: str = "small") -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in network_args(network).items())
+    return f"monai.networks.nets.UNet({args})"
+
+
+def build_model(network: str = "small"):
+    """A UNet of NETWORKS with GroupNorm (no running statistics), which DP-SGD needs.
+
+    One group per layer, as the top up-sampling block normalises a single channel. The small
+    network's output starts at "little tumour" (bias OUTPUT_BIAS) rather than at "tumour
+    everywhere" or "nothing", which noisy training otherwise spends its first steps undoing.
     """
     import torch
     from monai.networks.nets import UNet
 
-    model = UNet(spatial_dims=3, in_channels=1, out_channels=1, channels=CHANNELS, strides=STRIDES,
-                 num_res_units=1, norm=("group", {"num_groups": 1}))
+    model = UNet(**network_args(network))
+    if network != "small":
+        return model
     with torch.no_grad():
         top = model.model[-1][-1]  # the last residual unit: conv path + residual path, summed
         top.conv.unit0.conv.bias.fill_(OUTPUT_BIAS)
@@ -95,8 +117,10 @@ def crop(array: np.ndarray, centre, size: int, fill) -> np.ndarray:
     return out
 
 
-def normalise(hu: np.ndarray) -> np.ndarray:
-    return ((np.clip(hu, HU_LOW, HU_HIGH) - HU_LOW) / (HU_HIGH - HU_LOW)).astype(np.float32)
+def normalise(hu: np.ndarray, window=(HU_LOW, HU_HIGH)) -> np.ndarray:
+    """HU clipped to the (low, high) window and scaled to [0, 1]."""
+    low, high = float(window[0]), float(window[1])
+    return ((np.clip(hu, low, high) - low) / (high - low)).astype(np.float32)
 
 
 def jitter(size: int) -> int:
@@ -105,8 +129,12 @@ def jitter(size: int) -> int:
     return size // 4
 
 
-def prepare_cases(data, dataset_ids, size: int) -> list[dict]:
-    """Per tumour case: a region (crop of 2 * jitter larger) around the tumours, kept in memory."""
+def prepare_cases(data, dataset_ids, size: int, window=(HU_LOW, HU_HIGH), whole: bool = False) -> list[dict]:
+    """Per tumour case: a region (crop of 2 * jitter larger) around the tumours, kept in memory;
+    with `whole`, also the whole volume ("volume") and tumour mask ("mask"), for crops anywhere.
+
+    The whole volume is kept as float16 and the mask as bool: a 512 x 512 x 300 series then holds
+    150 MB + 75 MB of the site's memory for the job, rather than 300 MB + 300 MB as float32."""
     margin, cases = jitter(size), []
     for case in data.tumour_cases(dataset_ids):
         mask = case.labels > 0
@@ -114,9 +142,11 @@ def prepare_cases(data, dataset_ids, size: int) -> list[dict]:
             continue
         centre = np.argwhere(mask).mean(axis=0)
         big = size + 2 * margin
-        cases.append({"patient": case.patient_id, "image": normalise(crop(case.hu, centre, big, HU_LOW)),
+        cases.append({"patient": case.patient_id, "image": normalise(crop(case.hu, centre, big, window[0]), window),
                       "label": crop(mask.astype(np.float32), centre, big, 0.0),
                       "spacing": case.voxel_ml})
+        if whole:
+            cases[-1].update(volume=normalise(case.hu, window).astype(np.float16), mask=mask)
     return cases
 
 
@@ -125,16 +155,24 @@ def _centre(region: np.ndarray, size: int) -> np.ndarray:
     return region[margin:margin + size, margin:margin + size, margin:margin + size]
 
 
-def batch(cases, size, rng, n):
+def batch(cases, size, rng, n, background_share: float = 0.0):
+    """`n` crops with their labels: around a case's tumours (jittered), or with probability
+    `background_share` centred anywhere in its whole volume; each flipped at random in-plane."""
     import torch
 
     margin = jitter(size)
     picks = rng.integers(0, len(cases), size=n)
     images, labels = [], []
     for i in picks:
-        shift = rng.integers(-margin, margin + 1, size=3)
-        s = tuple(slice(margin + d, margin + d + size) for d in shift)
-        image, label = cases[i]["image"][s], cases[i]["label"][s]
+        case = cases[i]
+        if background_share and rng.random() < background_share:
+            centre = rng.integers(0, case["volume"].shape)
+            image = crop(case["volume"], centre, size, 0.0).astype(np.float32)
+            label = crop(case["mask"], centre, size, False).astype(np.float32)
+        else:
+            shift = rng.integers(-margin, margin + 1, size=3)
+            s = tuple(slice(margin + d, margin + d + size) for d in shift)
+            image, label = case["image"][s], case["label"][s]
         for axis in (1, 2):
             if rng.random() < 0.5:
                 image, label = np.flip(image, axis), np.flip(label, axis)
@@ -170,7 +208,8 @@ def site_state(params, data, dataset_ids, state) -> list:
 
     torch.set_num_threads(1)  # three sites share the machine's cores
     if "cases" not in state:
-        state["cases"] = prepare_cases(data, dataset_ids, params["crop_size"])
+        state["cases"] = prepare_cases(data, dataset_ids, params["crop_size"], setting(params, "hu_window"),
+                                       whole=setting(params, "background_share") > 0)
     return state["cases"]
 
 
@@ -179,7 +218,7 @@ def cases_and_model(params, task, data, dataset_ids, state) -> tuple[list, objec
     cases = site_state(params, data, dataset_ids, state)
     if not cases:
         raise ValueError("this site has no CT series with tumour segmentations in the job's datasets")
-    model = build_model()
+    model = build_model(setting(params, "network"))
     model.load_state_dict(from_bytes(task["weights"]))
     return cases, model
 
@@ -228,7 +267,26 @@ def segmentation_loss(logits, labels):
     return tumour + background + soft_dice
 
 
-def _crop_dataset(patients: list[list[dict]], size: int, seed: int):
+def plain_loss(name: str):
+    """The loss (logits, labels) -> scalar of training without DP: "balanced" (segmentation_loss's
+    mean) or "dice-ce", MONAI's Dice + cross-entropy over the whole batch, which whole-series
+    training with many tumour-free crops needs (a crop's own Dice is undefined without tumour)."""
+    if name == "balanced":
+        return lambda logits, labels: segmentation_loss(logits, labels).mean()
+    from monai.losses import DiceCELoss
+
+    return DiceCELoss(sigmoid=True, squared_pred=True, batch=True)
+
+
+def policy_problems(params: dict, weights: str) -> dict[str, str]:
+    """What in a job's parameters a site's weights policy (`weights`) cannot train with."""
+    if weights == "dp-sgd" and setting(params, "loss") != "balanced":
+        return {"loss": f"{setting(params, 'loss')!r} is for training without DP; under this site's DP-SGD "
+                        "weights policy use 'balanced' (DP-SGD clips one loss per crop)"}
+    return {}
+
+
+def _crop_dataset(patients: list[list[dict]], size: int, seed: int, background_share: float = 0.0):
     """One item per patient: a random jittered, flipped crop of one of the patient's cases."""
     import torch
 
@@ -241,7 +299,7 @@ def _crop_dataset(patients: list[list[dict]], size: int, seed: int):
 
         def __getitem__(self, i):
             cases = patients[i]
-            images, labels = batch(cases, size, self.rng, 1)
+            images, labels = batch(cases, size, self.rng, 1, background_share)
             return images[0], labels[0]
 
     return Crops()
@@ -303,8 +361,8 @@ def train_dp_sgd(model, patients: list[list[dict]], params: dict, dp_epsilon: fl
     # the crops' jitter and flips.
     torch.manual_seed(secrets.randbits(63))
     q = dp_sample_rate(params, n)
-    loader = torch.utils.data.DataLoader(_crop_dataset(patients, params["crop_size"], seed),
-                                         batch_size=min(params["batch_size"], n))
+    crops = _crop_dataset(patients, params["crop_size"], seed, params["background_share"])
+    loader = torch.utils.data.DataLoader(crops, batch_size=min(params["batch_size"], n))
     # Plain SGD with momentum: Adam's per-coordinate scaling amplifies the noise.
     optimiser = torch.optim.SGD(model.parameters(), lr=params["dp_learning_rate"], momentum=0.9)
     model.train()
@@ -342,18 +400,24 @@ def train_dp_sgd(model, patients: list[list[dict]], params: dict, dp_epsilon: fl
             "accountant": ACCOUNTANT, "job_epsilon": total}
 
 
-def train_plain(model, cases: list[dict], params: dict, seed: int) -> None:
-    """Train `model` in place without DP: Adam on batches of jittered, flipped crops."""
+def train_plain(model, cases: list[dict], params: dict, seed: int, task_round: int = 0) -> None:
+    """Train `model` in place without DP: Adam on batches of jittered, flipped crops, at a constant
+    learning rate or (`lr_schedule` "cosine") at `decay` over all the job's rounds."""
     import torch
 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=params["learning_rate"])
+    loss = plain_loss(params["loss"])
+    first, job_steps = task_round * params["local_steps"], params["local_steps"] * int(params["rounds"])
     model.train()
-    for _ in range(params["local_steps"]):
-        images, labels = batch(cases, params["crop_size"], rng, params["batch_size"])
+    for step in range(params["local_steps"]):
+        if params["lr_schedule"] == "cosine":
+            for group in optimiser.param_groups:
+                group["lr"] = params["learning_rate"] * decay(first + step, job_steps)
+        images, labels = batch(cases, params["crop_size"], rng, params["batch_size"], params["background_share"])
         optimiser.zero_grad()
-        segmentation_loss(model(images), labels).mean().backward()
+        loss(model(images), labels).backward()
         optimiser.step()
     model.eval()
 
@@ -362,13 +426,18 @@ def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> 
     """Dice of the global model per patient; with `train`, local training under the site's
     weights policy, its weights, its number of patients and (DP-SGD) the epsilon spent."""
     params = {**{k: v["default"] for k, v in PARAMS.items() if "default" in v}, **params}
+    policy = task.get("site_policy") or {}
+    mode = policy.get("weights", "dp-sgd")
+    problems = policy_problems(params, mode)
+    if problems:  # before any data is read; a refusal, not an error, so that the researcher sees why
+        from ..site.release import Refusal
+
+        raise Refusal("the request is outside this site's weights policy", problems)
     cases, model = cases_and_model(params, task, data, dataset_ids, state)
     result = {"means": {"dice": {"values": patient_dice(model, cases, params["crop_size"]),
                                  "range": [0, 1]}}}
     if not task.get("train", True):
         return result
-    policy = task.get("site_policy") or {}
-    mode = policy.get("weights", "dp-sgd")
     patients = by_patient(cases)
     seed = params["seed"] + 1000 * task["round"] + len(cases)
     if mode == "dp-sgd":
@@ -379,7 +448,7 @@ def site_run(params: dict, task: dict, data, dataset_ids: list, state: dict) -> 
     elif mode == "min-count":
         if len(patients) < int(policy.get("min_count", 0)):
             return result  # too few patients for weights without DP: they do not leave
-        train_plain(model, cases, params, seed)
+        train_plain(model, cases, params, seed, task["round"])
     else:
         raise ValueError(f"this site's weights policy ({mode!r}) does not let model weights leave")
     result["weights"] = to_bytes(model.state_dict())
@@ -413,7 +482,7 @@ class Server:
         self.params, self.min_count = params, min_count
         self.rounds = params["rounds"] + 1  # the last round only evaluates the final model
         torch.manual_seed(params["seed"])
-        self.weights = build_model().state_dict()
+        self.weights = build_model(setting(params, "network")).state_dict()
         self._updates, self._dice, self._epsilons = [], [], []
         self.history = []
 
@@ -445,10 +514,11 @@ class Server:
 
     def final(self, out_dir) -> dict:
         (out_dir / "model.pt").write_bytes(to_bytes(self.weights))
+        low, high = setting(self.params, "hu_window")
         return {"files": ["model.pt"],
-                "model": {"architecture": ARCHITECTURE,
+                "model": {"architecture": architecture(setting(self.params, "network")),
                           "input": f"CT crops of {self.params['crop_size']}^3 voxels, HU clipped to "
-                                   f"[{HU_LOW:g}, {HU_HIGH:g}] and scaled to [0, 1]; output: tumour logit"}}
+                                   f"[{low:g}, {high:g}] and scaled to [0, 1]; output: tumour logit"}}
 
 
 def result_table(result: dict) -> list[dict]:
@@ -482,14 +552,29 @@ PARAMS = {
                                   "in a step with probability 1 / ceil(patients / batch_size)"},
     "seed": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1, "default": 0,
              "description": "random seed (crops, initial weights, DP noise)"},
+    "network": {"type": "string", "enum": list(NETWORKS), "default": "small",
+                "description": "UNet: small (channels 4, 8; for DP-SGD) or medium (channels 8, 16, 32)"},
+    "hu_window": {"type": "array", "length": 2, "default": [HU_LOW, HU_HIGH],
+                  "description": "input HU window [low, high], clipped and scaled to [0, 1] (lung nodules: "
+                                 "[-1000, 400])"},
+    "background_share": {"type": "number", "minimum": 0, "maximum": 0.9, "default": 0.0,
+                         "description": "share of training crops centred anywhere in a case's volume rather "
+                                        "than around its tumours (for whole-series tools)"},
+    "loss": {"type": "string", "enum": ["balanced", "dice-ce"], "default": "balanced",
+             "description": "balanced: class-balanced cross-entropy + Dice per crop; dice-ce: MONAI's "
+                            "DiceCELoss over the batch (training without DP only)"},
+    "lr_schedule": {"type": "string", "enum": ["constant", "cosine"], "default": "constant",
+                    "description": "learning rate of training without DP: constant, or cosine from 1 to 0.1 "
+                                   "of it over the job's steps (DP-SGD always decays)"},
     "epsilon": epsilon_param(8.0),
 }
 
 ALGORITHM = Algorithm(
     id="federated-training", version="1.0", title="Federated tumour segmentation training (FedAvg)",
-    description="FedAvg of a small MONAI 3D UNet trained on crops around the tumours of each site's CT "
-                "and SEG, with DP-SGD (Opacus) or, where a site allows it, a minimum count; per-round "
-                "Dice of the global model at each site; the global model comes back.",
+    description="FedAvg of a MONAI 3D UNet (small by default) trained on crops around the tumours of each "
+                "site's CT and SEG (and, if asked, anywhere in the volume), with DP-SGD (Opacus) or, where a "
+                "site allows it, a minimum count; per-round Dice of the global model at each site; the "
+                "global model comes back.",
     leaves_site="Model weights after local training (DP-SGD with the epsilon spent, or plain training "
                 "where the site has at least its minimum count of patients), the number of training "
                 "patients, and the per-round mean and sd of the global model's Dice per patient (DP).",
@@ -501,4 +586,5 @@ ALGORITHM = Algorithm(
     server=Server,
     table=result_table,
     release_epsilon=release_epsilon,
+    policy_problems=policy_problems,
 )

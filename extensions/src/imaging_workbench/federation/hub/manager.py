@@ -122,6 +122,17 @@ class JobManager:
                              errors={"model_job": f"{model_job!r} is not a federated-training job"})
         if job.user != user:
             raise Forbidden(f"job '{model_job}' belongs to another user", "evaluate a model you trained")
+        # An evaluation of a job's model runs the default network on centre crops in the default
+        # window; a model of another network or window is evaluated as a tool, on whole series.
+        schema = get_algorithm(job.algorithm).params
+        custom = [f"{k} {job.params[k]}" for k in ("network", "hu_window")
+                  if k in job.params and job.params[k] != schema[k]["default"]]
+        if custom:
+            raise BadRequest(f"job '{model_job}' trained with {', '.join(custom)}, which model_job evaluation "
+                             "does not run", f"publish it as a tool (workbench tools publish-job {model_job}) "
+                             "and evaluate the tool (tool=ID), which runs on whole series",
+                             errors={"model_job": f"job {model_job} trained with {', '.join(custom)}: evaluate "
+                                                  "it as a tool"})
         path = Path(job.result_dir or "") / "model.pt"
         if job.status not in ("finished", "partial") or not path.is_file():
             raise BadRequest(f"job '{model_job}' has no model (status {job.status})",

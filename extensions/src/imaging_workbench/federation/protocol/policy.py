@@ -175,4 +175,6 @@ def request_problems(algorithm_id: str, params: dict, policy: DatasetPolicy) -> 
         problems["algorithm"] = "this site lets no model weights leave"
     for bins in algorithm.bins(params) if algorithm.bins else []:
         _bin_problems(problems, bins, policy)
+    if algorithm.policy_problems:
+        problems.update(algorithm.policy_problems(params, policy.weights))
     return problems
