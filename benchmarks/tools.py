@@ -2,13 +2,17 @@
 stock MONAI bundle machinery, on one 512x512x300 CT series.
 
     python benchmarks/tools.py [--cache DIR] [--repeats 3] [--roi 96] [--sw-batch 2] [--device cpu]
-                               [--size 512 --slices 300]
+                               [--size 512 --slices 300] [--bundle FOLDER]
 
-Both run the same network (the federated training's UNet architecture, seeded random weights) with
-the same preprocessing (HU window to [0, 1]), sliding window (roi, overlap 0.25, batch), float32
-precision and postprocessing (sigmoid, Invertd, threshold 0.5), from the DICOM folder to a mask on
-the series' grid, both warm (the median of --repeats after one warm-up run):
-  ours    Tools().run(tool, folder): the workbench's DICOM loader, the checked card pipeline
+Both run the same bundle: by default one written here (NETWORK, the federated training's UNet
+architecture, seeded random weights; HU window to [0, 1]; sliding window of --roi, overlap 0.25,
+--sw-batch; sigmoid, Invertd, threshold 0.5), or the bundle FOLDER with its workbench card (then
+--roi and --sw-batch are the card's). Stock's config is written from that card, so both run the
+same network, weights, transforms, window and float32 precision, from the DICOM folder to a mask on
+the series' grid, both warm (the median of --repeats runs taken in turns, after one warm-up run
+each), on the same torch threads:
+  ours    Tools().run(tool, folder): the workbench's DICOM loader, the checked card pipeline, the
+          network run channels-last on the CPU (tools/cpu_layout.py)
   stock   monai.bundle.ConfigParser over a MONAI inference config as model-zoo bundles write it:
           LoadImaged (MONAI's DICOM reader), Dataset, DataLoader, SlidingWindowInferer, the
           postprocessing with Invertd, driven by SupervisedEvaluator's own loop (decollate, then
@@ -81,44 +85,49 @@ def write_bundle(folder: Path, roi: int, sw_batch: int) -> Path:
     return folder
 
 
+def read_card(bundle: Path) -> dict:
+    return json.loads((bundle / "workbench_card.json").read_text())
+
+
 def approved_catalog(state: Path, bundle: Path) -> Path:
     """The bundle added and approved in a throwaway deployment; its catalog.json."""
     from imaging_workbench.context import WorkbenchContext
     from imaging_workbench.deployment import validate_settings, with_defaults
     from imaging_workbench.tools import catalog
 
+    card = read_card(bundle)
     settings = validate_settings(with_defaults({"state_dir": str(state), "database_url": None}))
     settings["roles"]["tool_reviewers"] = ["reviewer"]
     catalog.add(WorkbenchContext(settings, actor="benchmark"), bundle)
-    catalog.approve(WorkbenchContext(settings, actor="reviewer"), TOOL, "1.0.0")
+    catalog.approve(WorkbenchContext(settings, actor="reviewer"), card["id"], card["version"])
     return catalog.tools_dir(settings) / "catalog.json"
 
 
-def stock_config(bundle: Path, series: Path, roi: int, sw_batch: int, device: str) -> dict:
-    """The MONAI inference config of the same bundle, as a MONAI model-zoo bundle writes it."""
+def stock_steps(steps: list[dict]) -> dict:
+    """A card's transform steps as a MONAI config Compose (Invertd's "preprocessing" as a reference)."""
+    return {"_target_": "Compose", "transforms": [
+        {"_target_": step["name"], **{k: "@preprocessing" if (step["name"], k) == ("Invertd", "transform") else v
+                                      for k, v in step.get("args", {}).items()}} for step in steps]}
+
+
+def stock_config(bundle: Path, series: Path, device: str) -> dict:
+    """The MONAI inference config of the same bundle, as a MONAI model-zoo bundle writes it, from its card."""
+    card = read_card(bundle)
     return {
         "device": f"$torch.device('{device}')",
-        "network_def": {"_target_": "UNet", **NETWORK},
+        "network_def": {"_target_": card["network"]["class"], **card["network"]["args"]},
         "network": "$@network_def.to(@device)",
-        "preprocessing": {"_target_": "Compose", "transforms": [
-            {"_target_": "LoadImaged", "keys": "image"},
-            {"_target_": "EnsureChannelFirstd", "keys": "image"},
-            {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": HU_WINDOW[0], "a_max": HU_WINDOW[1],
-             "b_min": 0.0, "b_max": 1.0, "clip": True}]},
+        "preprocessing": stock_steps(card["preprocessing"]),
         "dataset": {"_target_": "Dataset", "data": [{"image": str(series)}], "transform": "@preprocessing"},
         "dataloader": {"_target_": "DataLoader", "dataset": "@dataset", "batch_size": 1, "num_workers": 0},
-        "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [roi] * 3, "sw_batch_size": sw_batch,
-                    "overlap": OVERLAP},
-        "postprocessing": {"_target_": "Compose", "transforms": [
-            {"_target_": "Activationsd", "keys": "pred", "sigmoid": True},
-            {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image"},
-            {"_target_": "AsDiscreted", "keys": "pred", "threshold": 0.5}]},
-        "checkpoint": str(bundle / "models" / "model.pt"),
+        "inferer": {"_target_": "SlidingWindowInferer", **card["inference"]},
+        "postprocessing": stock_steps(card["postprocessing"]),
+        "checkpoint": str(bundle / card["weights"]["file"]),
     }
 
 
 def run_stock(config: dict) -> np.ndarray:
-    """The stock run; its mask as (z, y, x)."""
+    """The stock run; its mask (labels > 0) as (z, y, x)."""
     import torch
     from monai.bundle import ConfigParser
     from monai.data import decollate_batch
@@ -132,7 +141,8 @@ def run_stock(config: dict) -> np.ndarray:
         with torch.no_grad():
             batch["pred"] = inferer(batch["image"].to(device), network)
         items = [postprocessing(item) for item in decollate_batch(batch)]
-    return np.asarray(items[0]["pred"].detach().cpu())[0].transpose(2, 1, 0) > 0.5
+    pred = np.asarray(items[0]["pred"].detach().cpu())
+    return (pred.argmax(0) if pred.shape[0] > 1 else pred[0]).transpose(2, 1, 0) > 0.5
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -140,14 +150,17 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / denominator) if denominator else 1.0
 
 
-def timed(fn, repeats: int) -> tuple[float, object]:
-    out = fn()  # warm-up: imports, page cache, lazy plugins
-    times = []
+def timed(fns: list, repeats: int) -> list[tuple[float, object]]:
+    """(median seconds, last output) of each of `fns`, run in turns after one warm-up each: on a
+    shared machine, load that comes and goes then falls on all of them alike."""
+    outs = [fn() for fn in fns]  # warm-up: imports, page cache, lazy plugins
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            outs[i] = fn()
+            times[i].append(time.perf_counter() - start)
+    return [(statistics.median(t), out) for t, out in zip(times, outs)]
 
 
 def plot(ours: float, stock: float, title: str) -> Path:
@@ -176,6 +189,7 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--size", type=int, default=512, help="rows and columns of the CT")
     p.add_argument("--slices", type=int, default=300)
+    p.add_argument("--bundle", type=Path, help="a bundle folder with a workbench card (default: one written here)")
     args = p.parse_args(argv)
 
     import torch
@@ -186,20 +200,23 @@ def main(argv=None) -> int:
     name = f"ct-{args.slices}-explicit" if args.size == 512 else f"ct-{shape}-explicit"  # load_series.py's cache
     series = ensure_series(args.cache, name, (args.slices, args.size, args.size), "explicit")
     with tempfile.TemporaryDirectory(prefix="workbench-tools-bench-") as tmp:
-        bundle = write_bundle(Path(tmp) / "bundle", args.roi, args.sw_batch)
+        bundle = args.bundle or write_bundle(Path(tmp) / "bundle", args.roi, args.sw_batch)
+        card = read_card(bundle)
         tools = Tools(catalog=approved_catalog(Path(tmp) / "state", bundle))
-        ours, result = timed(lambda: tools.run(TOOL, series, device=args.device), args.repeats)
-        stock, stock_mask = timed(lambda: run_stock(stock_config(bundle, series, args.roi, args.sw_batch,
-                                                                 args.device)), args.repeats)
+        (ours, result), (stock, stock_mask) = timed(
+            [lambda: tools.run(card["id"], series, version=card["version"], device=args.device),
+             lambda: run_stock(stock_config(bundle, series, args.device))], args.repeats)
     agreement = dice(result.labels > 0, stock_mask)
-    threads = torch.get_num_threads()
-    print(f"{shape} CT, roi {args.roi}^3, overlap {OVERLAP}, sw batch {args.sw_batch}, float32, {args.device}, "
-          f"{threads} threads, median of {args.repeats} warm runs")
+    threads, window = torch.get_num_threads(), card["inference"]
+    print(f"{shape} CT, {card['network']['class']} {card['network']['args'].get('channels', '')}, roi "
+          f"{window['roi_size']}, overlap {window['overlap']}, sw batch {window['sw_batch_size']}, float32, "
+          f"{args.device}, {threads} threads, median of {args.repeats} warm runs")
     print(f"  ours  (Tools().run)          {ours:8.2f} s")
     print(f"  stock (MONAI bundle config)  {stock:8.2f} s")
     print(f"  ratio stock / ours           {stock / ours:8.2f} x")
     print(f"  masks agree: Dice {agreement:.4f} ({int((result.labels > 0).sum())} and {int(stock_mask.sum())} voxels)")
-    print(f"  plot: {plot(ours, stock, f'{shape} CT, roi {args.roi}, {args.device}: stock / ours = {stock / ours:.2f}x')}")
+    title = f"{shape} CT, roi {window['roi_size'][0]}, {args.device}: stock / ours = {stock / ours:.2f}x"
+    print(f"  plot: {plot(ours, stock, title)}")
     return 0 if agreement >= 0.99 else 1
 
 

@@ -190,3 +190,22 @@ def test_a_failure_while_writing_the_seg_leaves_no_file_in_the_results_folder(ra
     with pytest.raises(OSError, match="No space left"):
         ran.save_seg(tmp_path / "results")
     assert list((tmp_path / "results").iterdir()) == []
+
+
+def test_the_cpu_runner_gives_the_networks_logits_and_leaves_no_hooks_behind():
+    from monai.networks.nets import UNet
+
+    from imaging_workbench.tools.cpu_layout import windows_runner
+
+    args = {"spatial_dims": 3, "in_channels": 1, "out_channels": 1, "channels": [4, 8], "strides": [2],
+            "num_res_units": 1, "norm": ["group", {"num_groups": 1}]}
+    torch.manual_seed(3)
+    network = UNet(**args).eval()
+    windows = torch.rand(2, 1, 16, 16, 16)
+    with torch.inference_mode():
+        expected = network(windows)
+        with windows_runner(network, {"network": {"class": "UNet", "args": args}}, "cpu") as run:
+            got = run(windows)
+    assert run is not network  # the channels-last path, not the plain network
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert all(not m._forward_pre_hooks for m in network.modules())

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..dicom.volume import Volume
 from .card import ToolRefused, label, read_card
+from .cpu_layout import windows_runner
 from .loader import approved_card, load_tool
 from .run_checks import check_runnable
 
@@ -103,11 +104,10 @@ def predict(network, preprocessing, postprocessing, card: dict, volume: Volume, 
     data, steps = _input(volume, card, preprocessing)
     data = steps(data)
     window = card["inference"]
-    # Windows run on `device`, the whole prediction is stitched in CPU memory: a large series
-    # need not fit on the GPU.
-    with torch.inference_mode():
-        network = network.to(device)
-        pred = sliding_window_inference(data["image"][None], window["roi_size"], window["sw_batch_size"], network,
+    # Windows run on `device` (on the CPU in cpu_layout's faster layout), the whole prediction is
+    # stitched in CPU memory: a large series need not fit on the GPU.
+    with torch.inference_mode(), windows_runner(network, card, device) as run:
+        pred = sliding_window_inference(data["image"][None], window["roi_size"], window["sw_batch_size"], run,
                                         overlap=window["overlap"], sw_device=device, device="cpu")
         data["pred"] = pred[0]
         pred = postprocessing(data)["pred"]
@@ -120,15 +120,24 @@ def _on_grid(pred, card: dict, volume: Volume) -> np.ndarray:
     affine = getattr(pred, "affine", None)
     values = pred.numpy()
     labels = values.argmax(0) if values.shape[0] > 1 else np.rint(values[0])  # scores, or AsDiscreted's labels
-    labels = labels.transpose(2, 1, 0)
-    if labels.shape != volume.array.shape or (affine is not None and not np.allclose(
+    if labels.shape[::-1] != volume.array.shape or (affine is not None and not np.allclose(
             np.asarray(affine, float), volume.affine_ras, atol=1e-3)):
         raise ToolRefused(f"{label(card)}: its postprocessing leaves the prediction on a grid other than the "
-                          f"series' (shape {labels.shape}, the series' {volume.array.shape}; or flipped, "
+                          f"series' (shape {labels.shape[::-1]}, the series' {volume.array.shape}; or flipped, "
                           "shifted or resampled)",
                           "the card's postprocessing must invert its preprocessing (Invertd with orig_keys "
                           "['image']) before AsDiscreted")
-    return np.ascontiguousarray(labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16))
+    return _zyx(labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16))
+
+
+def _zyx(xyz: np.ndarray) -> np.ndarray:
+    """A C-contiguous (z, y, x) copy of an (x, y, z) array, one (x, z) plane transposed per y: 3x
+    faster than numpy's 3-D transpose copy, whose reads stride across the whole volume (0.25 vs
+    0.72 s for 512x512x300 uint8)."""
+    out = np.empty(xyz.shape[::-1], xyz.dtype)
+    for y in range(xyz.shape[1]):
+        out[:, y, :] = xyz[:, y, :].T
+    return out
 
 
 def run_tool(folder: Path, catalog_file: Path, series, memory_limit: int | None, device: str | None = None
