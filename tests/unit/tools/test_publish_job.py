@@ -9,6 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import torch
+from monai.inferers import sliding_window_inference
 
 from imaging_workbench.clock import utcnow
 from imaging_workbench import Tools
@@ -85,7 +86,7 @@ def test_a_finished_training_job_becomes_a_tool_that_loads_its_own_weights_and_r
 
 
 def test_a_medium_network_in_a_wide_window_is_carried_by_the_card_and_evaluated_only_as_a_tool(jobs, ctx, cli,
-                                                                                                 settings):
+                                                                                                 settings, tmp_path):
     from imaging_workbench.federation.hub.manager import BadRequest, JobManager
     from imaging_workbench.federation.settings import federation_settings
 
@@ -100,6 +101,20 @@ def test_a_medium_network_in_a_wide_window_is_carried_by_the_card_and_evaluated_
     folder = catalog.tool_folder(settings, "fed-lung", "1.0.0")
     metadata = json.loads((folder / "configs" / "metadata.json").read_text())
     assert metadata["network_data_format"]["inputs"]["image"]["value_range"] == [-1000.0, 400.0]
+
+    # Run as a tool, the network sees the series as the sites trained it: (z, y, x), the job's window
+    # (a model that saw MONAI's (x, y, z) instead would disagree on about half of these voxels).
+    assert cli("tools", "approve", "fed-lung", "1.0.0", actor="rita")[0] == 0
+    series = generate_cohort(tmp_path / "ct", "lung-ct", 1, modality="CT", region="chest", tumour_organ="lung",
+                             shape=(12, 32, 32), seed=5, workers=1)[0]
+    volume = load_series(series.folder)
+    result = Tools(catalog=catalog.tools_dir(settings) / "catalog.json").run("fed-lung", volume)
+    network = load_tool(folder)[0].eval()
+    with torch.no_grad():
+        image = torch.from_numpy(training.normalise(volume.array, (-1000, 400)))[None, None]
+        trained_view = sliding_window_inference(image, [32] * 3, 4, network, overlap=0.25)[0, 0].numpy() > 0
+    assert 0.05 < trained_view.mean() < 0.95  # the random network marks some voxels and not others
+    assert np.mean((result.labels > 0) != trained_view) < 1e-3  # channels-last sums in another order
 
     manager = JobManager(ctx, federation_settings(ctx.settings))
     with ctx.session() as s:

@@ -34,6 +34,7 @@ TRANSFORMS: dict[str, dict[str, tuple]] = {
     "NormalizeIntensityd": {},
     "CropForegroundd": {},
     "Resized": {},
+    "Transposed": {},  # an axis order, e.g. the (z, y, x) of a model the federation trained
     # postprocessing
     "Activationsd": {},
     "AsDiscreted": {},

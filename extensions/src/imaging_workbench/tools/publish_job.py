@@ -58,6 +58,9 @@ def card_of(job: FederatedJob, tool_id: str, version: str, body_part: str) -> di
         "preprocessing": [
             {"name": "LoadImaged", "args": {"keys": ["image"]}},
             {"name": "EnsureChannelFirstd", "args": {"keys": ["image"]}},
+            # The federation trains on the sites' (z, y, x) arrays, MONAI loads (x, y, z): the network
+            # must see the axes it learnt on (Invertd undoes it).
+            {"name": "Transposed", "args": {"keys": ["image"], "indices": [0, 3, 2, 1]}},
             {"name": "ScaleIntensityRanged", "args": {"keys": ["image"], "a_min": float(low),
                                                       "a_max": float(high), "b_min": 0.0, "b_max": 1.0,
                                                       "clip": True}}],
