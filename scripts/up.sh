@@ -20,6 +20,9 @@ size="$(python -c 'from imaging_workbench.deployment import load_settings; print
 stage demo-data workbench demo-data --size "$size" --register
 stage sandbox-network workbench sandbox-network
 stage demo-users workbench demo-users
+# The tools the workbench ships (its own federated training made them): added by the platform, approved
+# by the demo's tool reviewer, so every sandbox's /tools holds them.
+stage shipped-tools workbench --as platform tools add-shipped --approve-as admin
 stage federation workbench federation up
 # Last before the hub: every earlier stage has made its files; an older install's loose modes go.
 stage private-state workbench private-state

@@ -1,4 +1,4 @@
-"""CLI: `workbench tools list|add|publish-job|approve|retire|show` (the catalogue of AI tools)."""
+"""CLI: `workbench tools list|add|add-shipped|publish-job|approve|retire|show` (the catalogue of AI tools)."""
 
 import json
 
@@ -10,6 +10,21 @@ COLUMNS = ["id", "version", "kind", "modality", "state", "added_by", "approved_b
 
 def _add(ctx, args):
     print_rows([catalog.add(ctx, args.bundle)], COLUMNS, args.json)
+
+
+def _add_shipped(ctx, args):
+    from ..context import WorkbenchContext
+    from .shipped import shipped_bundles
+
+    rows = []
+    for bundle in shipped_bundles():
+        card = json.loads((bundle / "workbench_card.json").read_text())
+        known = {t["version"]: t for t in catalog.list_tools(ctx) if t["id"] == card["id"]}
+        tool = known.get(card["version"]) or catalog.add(ctx, bundle)
+        if args.approve_as and tool["state"] == catalog.DRAFT:
+            tool = catalog.approve(WorkbenchContext(ctx.settings, actor=args.approve_as), tool["id"], tool["version"])
+        rows.append(tool)
+    print_rows(rows, COLUMNS, args.json)
 
 
 def _publish_job(ctx, args):
@@ -52,6 +67,11 @@ def register(subparsers) -> None:
     p.add_argument("bundle", help="the bundle, holding workbench_card.json, configs/metadata.json and its weights")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_add)
+    p = tools.add_parser("add-shipped", help="add the tools the workbench ships (made by its own federated training), "
+                                             "once; drafts unless --approve-as")
+    p.add_argument("--approve-as", metavar="REVIEWER", help="a tool reviewer who approves them (not the adder)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_add_shipped)
     p = tools.add_parser("publish-job", help="add the model of a finished federated-training job as a draft tool")
     p.add_argument("job", help="the federated job's id")
     p.add_argument("--id", default="tumour-seg", help="the tool's id (default: tumour-seg)")
