@@ -41,7 +41,7 @@ def stack(tmp_path_factory):
     settings = validate_settings(with_defaults({
         "state_dir": str(workdir / "state"),
         "hub": {"port": free_port(), "api_ip": "127.0.0.1", "api_port": free_port(), "proxy_api_port": free_port(),
-                "service_port": free_port()},
+                "service_port": free_port(), "portal_port": free_port()},  # every port its own, the portal's too
         "federation": {"fl_port": free_port(), "admin_port": free_port()},
     }))
     settings_file = workdir / "workbench.yaml"
