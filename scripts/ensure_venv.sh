@@ -26,7 +26,7 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]; then
   built_wheels="$(PYTHON="$PYTHON" bash "$REPO_ROOT/scripts/build_pyradiomics_wheel.sh")" \
     || die "building the pyradiomics wheel failed"
   if ! "${pip[@]}" install "${constraints[@]}" --find-links "$built_wheels" "torch==2.13.0" \
-      "$REPO_ROOT/extensions[hub,imaging,widgets,federation,test]" >"$install_log" 2>&1; then
+      "$REPO_ROOT/extensions[hub,imaging,widgets,federation,kubernetes,test]" >"$install_log" 2>&1; then
     grep -v "is ignored: it is neither" "$install_log" | tail -30 >&2
     die "pip could not install the dependencies (full log: $install_log)"
   fi

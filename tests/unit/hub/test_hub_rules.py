@@ -15,7 +15,8 @@ from imaging_workbench.hub.access_service import enforce_once, stale_mounts
 from imaging_workbench.hub.configurer import configure, hub_api_ip
 from imaging_workbench.hub.mount_plan import granted_datasets as _approved_mounts
 from imaging_workbench.hub.mount_plan import lost_datasets, plan_server
-from imaging_workbench.hub.spawner import WorkbenchSpawner, _plan_and_open_mount
+from imaging_workbench.hub.server_start import plan_and_open_mount
+from imaging_workbench.hub.spawner import WorkbenchSpawner
 from traitlets.config import Config
 
 PROFILES = DEFAULTS["sandbox"]["profiles"]
@@ -89,7 +90,7 @@ def test_the_plan_mounts_the_live_grants_read_only_with_the_profiles_limits(gran
 
 def open_mount(ctx):
     with ctx.session() as s:
-        _plan_and_open_mount(s, "alice", "", "workbench-alice", "standard", PROFILES, "h", None)
+        plan_and_open_mount(s, "alice", "", "workbench-alice", "standard", PROFILES, "h", None)
 
 
 def test_revoked_and_expired_grants_make_mounts_stale_each_with_its_reason(granted):

@@ -2,36 +2,27 @@
 into a locked-down container, and audits every start and stop."""
 
 import asyncio
-import json
 import subprocess
 from pathlib import Path
 
 from docker.errors import APIError, NotFound
 from dockerspawner import DockerSpawner
 from jupyterhub.traitlets import ByteSpecification
-from sqlalchemy import select
 from traitlets import Dict, Integer, List, Unicode, default
 
-from .. import dashboard_server
-from ..catalog import audit, dashboards, training_sessions
 from ..sessions.homes import session_home_template
-from ..catalog.dataset_paths import check_registered
-from ..catalog.models import ServerMount
-from ..clock import utcnow
 from ..errors import WorkbenchError
 from . import profiles as profile_rules
 from .catalog_link import in_catalog
-from ..material_extension import ENV as MATERIAL_ENV
-from .mount_plan import DATA_ROOT, lost_datasets, plan_server
+from .mount_plan import lost_datasets
 from .network import docker_client, drop_default_route, missing_walls
+from .server_start import HOME_OWNER, plan_and_open_mount, record_stop, sandbox_env, user_error
 
 
 def host_has_gpus() -> bool:
     return Path("/dev/nvidia0").exists() or Path("/dev/nvidiactl").exists()
 
 
-# The image's sandbox user (jovyan, uid 1000, group users): owner of a new capped home.
-HOME_OWNER = "1000:100"
 SHIPPED_EXAMPLES = "/opt/workbench/examples"  # the image's copy of notebooks/researcher and notebooks/clinician
 HOME_IMAGE_LABEL = "org.imaging-workbench.home-image"
 
@@ -101,56 +92,6 @@ def ensure_capped_home(client, name: str, image: Path, size: int) -> None:
     except APIError as e:
         raise WorkbenchError(f"docker could not point the home volume '{name}' at {options['device']}: {e.explanation}",
                              "stop whatever container still uses that volume and start again") from None
-
-
-def _plan_and_open_mount(session, user, server_name, container, profile_name, profiles, home_volume, state_dir):
-    """The server's plan and what its kind adds, with the mounts recorded before the container
-    exists: a revocation that lands while the container starts then finds them (and the spawn
-    re-checks them after).
-
-    A named server is a training session's (training_sessions.session_server): it mounts the
-    session's teaching dataset and nothing else of the learner's, with the session's profile and
-    the material; or a published dashboard's (dashboards.dashboard_server): Voila on the pinned
-    notebook, the approved datasets its owner still holds, and no home at all.
-
-    Returns:
-        (plan, extra): extra holds `binds` (host folder -> docker bind), `material` ([folder in
-        the image, folder in the home] pairs), `env`, and `home` (False: no home volume).
-    """
-    kind, only = "default", None
-    extra = {"binds": {}, "material": [], "env": {}, "home": True}
-    if server_name.startswith(dashboards.SERVER_PREFIX):
-        dashboard, only = dashboards.dashboard_server(session, user, server_name)
-        kind, folder = "dashboard", Path(state_dir) / dashboards.FOLDER / dashboard.name
-        extra.update(binds={str(folder): {"bind": dashboard_server.ROOT, "mode": "ro"}}, home=False,
-                     env={"JUPYTER_CONFIG_DIR": dashboard_server.CONFIG_DIR, dashboard_server.ENV: dashboard.notebook,
-                          # over the sandbox's root "/" and JupyterLab (the spawner's notebook_dir, default_url)
-                          "JUPYTERHUB_ROOT_DIR": dashboard_server.ROOT,
-                          "JUPYTERHUB_DEFAULT_URL": f"/voila/render/{dashboard.notebook}"})
-    elif server_name:
-        training = training_sessions.session_server(session, user, server_name)
-        kind, only, profile_name = "session", [training.dataset_id], training.profile
-        material = str(check_registered(training.material, state_dir or None))
-        target = f"{training_sessions.MATERIAL_ROOT}/{training.name}"
-        extra.update(binds={material: {"bind": target, "mode": "ro"}}, material=[[target, f"sessions/{training.name}"]])
-    plan = plan_server(session, user, server_name, kind, profile=profiles[profile_name], home_volume=home_volume,
-                       only=only, state_dir=state_dir or None)
-    session.add(ServerMount(user=user, server_name=server_name, container=container,
-                            datasets=sorted(plan.datasets), started_at=utcnow()))
-    audit.record(session, "hub", "server.start", f"{user}/{server_name}", container=container,
-                 datasets=sorted(plan.datasets), profile=profile_name, kind=kind)
-    return plan, extra
-
-
-def _record_stop(session, user, server_name, container):
-    open_mounts = session.scalars(select(ServerMount).where(
-        ServerMount.user == user, ServerMount.server_name == server_name, ServerMount.stopped_at.is_(None)))
-    datasets = set()
-    for mount in open_mounts:
-        mount.stopped_at = utcnow()
-        datasets.update(mount.datasets)
-    audit.record(session, "hub", "server.stop", f"{user}/{server_name}", container=container,
-                 datasets=sorted(datasets))
 
 
 class WorkbenchSpawner(DockerSpawner):
@@ -236,14 +177,7 @@ class WorkbenchSpawner(DockerSpawner):
 
     def get_env(self):
         env = super().get_env()
-        env["WORKBENCH_DATASETS"] = ",".join(sorted(self._mounts))
-        env["WORKBENCH_DATA_ROOT"] = DATA_ROOT
-        if self.federation_url:
-            env["WORKBENCH_FEDERATION_URL"] = self.federation_url
-        if self.portal_url:
-            env["WORKBENCH_PORTAL_URL"] = self.portal_url
-        env[MATERIAL_ENV] = json.dumps(self._material)
-        env.update(self._kind_env)
+        env.update(sandbox_env(self._mounts, self.federation_url, self.portal_url, self._material, self._kind_env))
         return env
 
     async def start(self):
@@ -257,7 +191,7 @@ class WorkbenchSpawner(DockerSpawner):
         # A session's server has a home of its own: whoever helps in it sees none of the learner's own work.
         home_volume = session_home_template(self.home_volume) if self.name else self.home_volume
         try:
-            plan, extra = await self._in_catalog(_plan_and_open_mount, self.user.name, self.name,
+            plan, extra = await self._in_catalog(plan_and_open_mount, self.user.name, self.name,
                                                  self.container_name, profile_name, self.profiles,
                                                  home_volume, self.state_dir)
         except WorkbenchError as e:
@@ -275,7 +209,7 @@ class WorkbenchSpawner(DockerSpawner):
         try:
             result = await super().start()
         except Exception:
-            await self._in_catalog(_record_stop, self.user.name, self.name, self.container_name)
+            await self._in_catalog(record_stop, self.user.name, self.name, self.container_name)
             raise
         try:
             await self._drop_default_route()
@@ -291,7 +225,7 @@ class WorkbenchSpawner(DockerSpawner):
 
     async def stop(self, now=False):
         await super().stop(now=now)
-        await self._in_catalog(_record_stop, self.user.name, self.name, self.container_name)
+        await self._in_catalog(record_stop, self.user.name, self.name, self.container_name)
 
     async def _drop_default_route(self) -> None:
         """Docker gives a container on an internal network a default route via the bridge; a
@@ -323,6 +257,4 @@ class WorkbenchSpawner(DockerSpawner):
         return await in_catalog(self.catalog_url, fn, *args, key_file=self.audit_key_file or None)
 
     def _user_error(self, message: str) -> Exception:
-        error = RuntimeError(message)
-        error.jupyterhub_message = message  # shown on the spawn-pending page instead of a traceback
-        return error
+        return user_error(message)  # shown on the spawn-pending page instead of a traceback
