@@ -110,7 +110,7 @@ async def by_address(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class WorkbenchKubeSpawner(KubeSpawner):
+class WorkbenchKubeSpawner(profile_rules.ProfileChoice, KubeSpawner):
     """A sandbox pod per server: approved datasets at /data/<id> (read-only), a home claim, no way out."""
 
     catalog_url = Unicode(help="SQLAlchemy URL of the workbench catalog (grants, audit).").tag(config=True)
@@ -189,17 +189,6 @@ class WorkbenchKubeSpawner(KubeSpawner):
 
     def available_profiles(self) -> dict:
         return {name: p for name, p in self.profiles.items() if self.offer_gpus or not int(p.get("gpus", 0))}
-
-    @default("options_form")
-    def _options_form(self):
-        return lambda spawner: profile_rules.options_form(spawner.available_profiles(), spawner.default_profile)
-
-    def options_from_form(self, formdata):
-        return {"profile": profile_rules.choose(self.available_profiles(), self.default_profile, formdata)}
-
-    @property
-    def profile_name(self) -> str:
-        return profile_rules.choose(self.available_profiles(), self.default_profile, self.user_options or {})
 
     async def load_user_options(self):
         """The workbench's profiles are applied by apply_plan; KubeSpawner's profile_list is not used."""

@@ -2,6 +2,8 @@
 
 from html import escape
 
+import traitlets
+
 from ..deployment import parse_memory
 
 
@@ -27,3 +29,19 @@ def limits(profile: dict) -> dict:
     """Docker limits of a profile: memory in bytes, CPUs, GPUs (0 = none)."""
     return {"mem_limit": parse_memory(profile["memory"]), "cpu_limit": float(profile["cpu"]),
             "gpus": int(profile.get("gpus", 0))}
+
+
+class ProfileChoice(traitlets.HasTraits):
+    """A spawner's profile form and choice, for both spawners: the class gives `profiles`,
+    `default_profile` and `available_profiles()` (which profiles this deployment can run)."""
+
+    @traitlets.default("options_form")
+    def _options_form(self):
+        return lambda spawner: options_form(spawner.available_profiles(), spawner.default_profile)
+
+    def options_from_form(self, formdata):
+        return {"profile": choose(self.available_profiles(), self.default_profile, formdata)}
+
+    @property
+    def profile_name(self) -> str:
+        return choose(self.available_profiles(), self.default_profile, self.user_options or {})

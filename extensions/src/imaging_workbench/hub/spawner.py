@@ -94,7 +94,7 @@ def ensure_capped_home(client, name: str, image: Path, size: int) -> None:
                              "stop whatever container still uses that volume and start again") from None
 
 
-class WorkbenchSpawner(DockerSpawner):
+class WorkbenchSpawner(profile_rules.ProfileChoice, DockerSpawner):
     """A sandbox per user: approved datasets at /data/<id> (read-only), a home volume, no way out."""
 
     catalog_url = Unicode(help="SQLAlchemy URL of the workbench catalog (grants, audit).").tag(config=True)
@@ -141,17 +141,6 @@ class WorkbenchSpawner(DockerSpawner):
         """GPU profiles are offered only where the host has NVIDIA devices."""
         gpus = host_has_gpus()
         return {name: p for name, p in self.profiles.items() if gpus or not int(p.get("gpus", 0))}
-
-    @default("options_form")
-    def _options_form(self):
-        return lambda spawner: profile_rules.options_form(spawner.available_profiles(), spawner.default_profile)
-
-    def options_from_form(self, formdata):
-        return {"profile": profile_rules.choose(self.available_profiles(), self.default_profile, formdata)}
-
-    @property
-    def profile_name(self) -> str:
-        return profile_rules.choose(self.available_profiles(), self.default_profile, self.user_options or {})
 
     def _sandbox_host_config(self, gpus: int, home_in_memory: bool = False) -> dict:
         config = {
