@@ -39,7 +39,7 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def ensure_series(cache: Path, name: str, shape, syntax: str) -> Path:
+def ensure_series(cache: Path, name: str, shape, syntax: str, region: str = "abdomen", tumour_organ: str = "liver") -> Path:
     """Generate once: a finished series folder has a .done marker naming its series UID."""
     from imaging_workbench.dicom.synth import generate_ct_series
 
@@ -51,7 +51,8 @@ def ensure_series(cache: Path, name: str, shape, syntax: str) -> Path:
         import shutil
         shutil.rmtree(root)
     print(f"generating {name}: {shape[2]}x{shape[1]}x{shape[0]} CT, {syntax} ...", flush=True)
-    result = generate_ct_series(root, shape=shape, transfer_syntax=syntax, seed=2024, seg=False, progress=True)
+    result = generate_ct_series(root, shape=shape, region=region, tumour_organ=tumour_organ, transfer_syntax=syntax,
+                                seed=2024, seg=False, progress=True)
     done.write_text(str(result.folder))
     return result.folder
 

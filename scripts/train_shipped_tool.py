@@ -49,6 +49,7 @@ def register_cohorts(ctx, workdir: Path) -> None:
     """The demo's lung cohorts, written once, in the catalog at their sites; the trainer holds
     federated grants on them."""
     from imaging_workbench.catalog import accounts, datasets, grants
+    from imaging_workbench.dicom.commands import index_dataset
     from imaging_workbench.dicom.demo import DEMO_DATASETS, ensure_demo_data
 
     specs = [d for d in DEMO_DATASETS if d.id in DATASETS]
@@ -62,6 +63,8 @@ def register_cohorts(ctx, workdir: Path) -> None:
                                  site=spec.site)
             grants.grant_access(s, ctx.actor, TRAINER, spec.id, 30, "the platform's shipped lung-nodule tool",
                                 mode="federated")
+    for spec, _, _ in written:  # as `workbench datasets add` does: publish-job reads their spacing there
+        index_dataset(ctx, spec.id, progress=False)
 
 
 def mark_min_count(fed) -> None:

@@ -134,3 +134,32 @@ def test_a_job_that_made_no_model_is_refused_naming_it(jobs, cli, settings, job,
     rc, _, err = cli("tools", "publish-job", job, actor="fed-admin")
     assert rc == 1 and says in err, err
     assert not catalog.tools_dir(settings).exists() or not any(catalog.tools_dir(settings).iterdir())
+
+
+def test_the_card_resamples_every_series_to_the_spacing_the_job_trained_at(jobs, ctx, cli, settings, tmp_path):
+    from imaging_workbench.catalog import datasets
+    from imaging_workbench.dicom.commands import index_dataset
+
+    spacings = []
+    for dataset_id, region, organ in (("lung-ct", "chest", "lung"), ("liver-ct", "abdomen", "liver")):
+        cohort = generate_cohort(tmp_path / "data" / dataset_id, dataset_id, 3, modality="CT", region=region,
+                                 tumour_organ=organ, shape=(12, 32, 32), seed=11, workers=1)
+        spacings += [series.spacing for series in cohort]
+        with ctx.session() as s:
+            datasets.add_dataset(s, "steward", dataset_id, tmp_path / "data" / dataset_id, modality="CT",
+                                 state_dir=settings["state_dir"])
+        index_dataset(ctx, dataset_id, progress=False)
+    assert cli("tools", "publish-job", "job-train", "--id", "fed-tumour", actor="fed-admin")[0] == 0
+    assert cli("tools", "approve", "fed-tumour", "1.0.0", actor="rita")[0] == 0
+    [tool] = catalog.show(WorkbenchContext(settings, actor="bob"), "fed-tumour")
+    steps = [step["name"] for step in tool["card"]["preprocessing"]]
+    assert steps[:3] == ["LoadImaged", "EnsureChannelFirstd", "Spacingd"]
+    z, y, x = np.median(np.asarray(spacings), axis=0)
+    assert tool["card"]["preprocessing"][2]["args"]["pixdim"] == pytest.approx([x, y, z], abs=1e-4)
+
+    # A series four times as fine in-plane is resampled for the network, and the labels come back on its grid.
+    series = generate_cohort(tmp_path / "fine", "lung-ct", 1, modality="CT", region="chest", tumour_organ="lung",
+                             shape=(12, 128, 128), seed=5, workers=1)[0]
+    volume = load_series(series.folder)
+    result = Tools(catalog=catalog.tools_dir(settings) / "catalog.json").run("fed-tumour", volume)
+    assert result.labels.shape == volume.array.shape and set(np.unique(result.labels)) <= {0, 1}

@@ -76,7 +76,7 @@ def _input(volume: Volume, card: dict, preprocessing):
 
     from ..dicom.export import to_metatensor
 
-    image = to_metatensor(volume, channel_first=False)
+    image = to_metatensor(volume, channel_first=False, copy=False)  # the card's steps make new tensors
     # build_transforms makes one transform per card step, in order: the card's index is the Compose's.
     at = next((i for i, step in enumerate(card["preprocessing"]) if step["name"] == "LoadImaged"), None)
     args = card["preprocessing"][at].get("args", {}) if at is not None else {}

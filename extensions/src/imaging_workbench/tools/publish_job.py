@@ -2,8 +2,9 @@
 
 The job's global model (its `model.pt`, the job's `network` of federation/algorithms/
 federated_training.py) becomes `models/model.pt`; the card declares that architecture from the
-allow-list, the job's own preprocessing (its `hu_window` scaled to [0, 1]), sliding windows of its
-crop size, and postprocessing (sigmoid, threshold 0.5), and carries the job: its id, the sites and
+allow-list, the job's own preprocessing (the series resampled to the spacing it trained at, its
+`hu_window` scaled to [0, 1]), sliding windows of its crop size, and postprocessing (back onto the
+series' grid, sigmoid, threshold 0.5), and carries the job: its id, the sites and
 datasets it trained on, the epsilon each round spent and the federated Dice of every round. The
 bundle is then added like any other (catalog.add: every check, a draft until a tool reviewer
 approves it).
@@ -12,6 +13,8 @@ approves it).
 import json
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from ..catalog.access_requests import BadField
 from ..errors import NotFound, WorkbenchError
@@ -37,9 +40,27 @@ def _finished_training_job(session, job_id: str) -> FederatedJob:
     return job
 
 
-def card_of(job: FederatedJob, tool_id: str, version: str, body_part: str) -> dict:
-    """The model card of the job's model (the weights' hash and size are added when written)."""
+def training_spacing(session, job: FederatedJob) -> list[float] | None:
+    """The median voxel spacing, (x, y, z) mm, of the image series the job trained on, from the
+    catalog's index; None when none of its datasets is indexed."""
+    from ..dicom import list_series
+
+    spacings = [s["spacing"] for datasets in job.site_datasets.values() for dataset_id in datasets
+                for s in list_series(session, dataset_id, modality="CT", limit=None) if s["spacing"]]
+    if not spacings:
+        return None
+    z, y, x = (float(v) for v in np.median(np.asarray(spacings, float), axis=0))
+    return [round(x, 4), round(y, 4), round(z, 4)]
+
+
+def card_of(job: FederatedJob, tool_id: str, version: str, body_part: str, spacing: list | None = None) -> dict:
+    """The model card of the job's model (the weights' hash and size are added when written);
+    `spacing` (x, y, z) mm, when known, is what every series is resampled to before the network."""
     size, (low, high) = job.params["crop_size"], training.setting(job.params, "hu_window")
+    # The network learnt nodules at its training data's voxel size: a finer series (a scanner's
+    # 0.7 mm against the cohorts' 2.8) shows them several times larger, and it finds none.
+    resample = [{"name": "Spacingd", "args": {"keys": ["image"], "pixdim": list(spacing), "mode": "bilinear"}}] \
+        if spacing else []
     args = {k: list(v) if isinstance(v, tuple) else v
             for k, v in training.network_args(training.setting(job.params, "network")).items()}
     rounds = list((job.result or {}).get("rounds") or [])
@@ -58,6 +79,7 @@ def card_of(job: FederatedJob, tool_id: str, version: str, body_part: str) -> di
         "preprocessing": [
             {"name": "LoadImaged", "args": {"keys": ["image"]}},
             {"name": "EnsureChannelFirstd", "args": {"keys": ["image"]}},
+            *resample,
             # The federation trains on the sites' (z, y, x) arrays, MONAI loads (x, y, z): the network
             # must see the axes it learnt on (Invertd undoes it).
             {"name": "Transposed", "args": {"keys": ["image"], "indices": [0, 3, 2, 1]}},
@@ -92,7 +114,8 @@ def metadata_of(job: FederatedJob) -> dict:
                                                          "channel_def": {"0": "tumour"}}}}}
 
 
-def write_bundle(job: FederatedJob, folder: Path, tool_id: str, version: str, body_part: str) -> Path:
+def write_bundle(job: FederatedJob, folder: Path, tool_id: str, version: str, body_part: str,
+                 spacing: list | None = None) -> Path:
     """The job's model as a bundle folder (models/model.pt, configs/metadata.json, the card)."""
     import hashlib
 
@@ -103,7 +126,7 @@ def write_bundle(job: FederatedJob, folder: Path, tool_id: str, version: str, bo
     weights = training.from_bytes((Path(job.result_dir) / "model.pt").read_bytes())
     torch.save(weights, folder / "models" / "model.pt")
     data = (folder / "models" / "model.pt").read_bytes()
-    card = card_of(job, tool_id, version, body_part)
+    card = card_of(job, tool_id, version, body_part, spacing)
     card["weights"] = {"file": "models/model.pt", "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     (folder / "workbench_card.json").write_text(json.dumps(card, indent=1))
     (folder / "configs" / "metadata.json").write_text(json.dumps(metadata_of(job), indent=1))
@@ -119,10 +142,11 @@ def publish_job(ctx, job_id: str, tool_id: str, version: str = "1.0.0", body_par
     """
     with ctx.session() as s:
         job = _finished_training_job(s, job_id)
+        spacing = training_spacing(s, job)
         s.expunge(job)
     with tempfile.TemporaryDirectory(prefix="workbench-publish-job-") as tmp:
         try:
-            bundle = write_bundle(job, Path(tmp) / tool_id, tool_id, version, body_part)
+            bundle = write_bundle(job, Path(tmp) / tool_id, tool_id, version, body_part, spacing)
         except OSError as e:
             raise WorkbenchError(f"job {job_id}'s model could not be read: {e}", "see the job's result folder") from None
         return catalog.add(ctx, bundle)

@@ -22,16 +22,17 @@ def shipped_bundles() -> list[Path]:
         if SHIPPED_DIR.is_dir() else []
 
 
-def held_out_cohort(folder: Path, patients: int = HELD_OUT["patients"]) -> Path:
-    """Lung CT patients at the demo's size generated apart from every training case: the demo
-    cohorts' generator under a seed of their own. Written once into `folder`."""
+def held_out_cohort(folder: Path, patients: int = HELD_OUT["patients"], shape: tuple | None = None) -> Path:
+    """Lung CT patients generated apart from every training case: the demo cohorts' generator under
+    a seed of their own, at the demo's size (slices, rows, columns) or `shape` (the same anatomy on
+    a finer or coarser grid). Written once into `folder`."""
     from ..dicom.demo import SIZES
     from ..dicom.synth import generate_cohort
 
+    seed = f"{HELD_OUT['dataset']}/held-out" + (f"/{'x'.join(map(str, shape))}" if shape else "")
     if not (folder / ".complete").exists():
         generate_cohort(folder, HELD_OUT["dataset"], patients, modality="CT", region=HELD_OUT["region"],
-                        tumour_organ=HELD_OUT["organ"], shape=SIZES["demo"][1],
-                        seed=zlib.crc32(f"{HELD_OUT['dataset']}/held-out".encode()))
+                        tumour_organ=HELD_OUT["organ"], shape=shape or SIZES["demo"][1], seed=zlib.crc32(seed.encode()))
         (folder / ".complete").write_text("")
     return folder
 
