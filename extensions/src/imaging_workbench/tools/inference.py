@@ -19,6 +19,7 @@ from .card import ToolRefused, label, read_card
 from .cpu_layout import windows_runner
 from .loader import approved_card, load_tool
 from .run_checks import check_runnable
+from .separable_resample import separable_resampling
 
 
 @dataclass
@@ -102,11 +103,11 @@ def predict(network, preprocessing, postprocessing, card: dict, volume: Volume, 
     from monai.inferers import sliding_window_inference
 
     data, steps = _input(volume, card, preprocessing)
-    data = steps(data)
     window = card["inference"]
     # Windows run on `device` (on the CPU in cpu_layout's faster layout), the whole prediction is
     # stitched in CPU memory: a large series need not fit on the GPU.
-    with torch.inference_mode(), windows_runner(network, card, device) as run:
+    with torch.inference_mode(), separable_resampling(), windows_runner(network, card, device) as run:
+        data = steps(data)
         pred = sliding_window_inference(data["image"][None], window["roi_size"], window["sw_batch_size"], run,
                                         overlap=window["overlap"], sw_device=device, device="cpu")
         data["pred"] = pred[0]
