@@ -83,3 +83,41 @@ def test_real_seg_frames_land_on_their_slices(name):
             frame = ds.pixel_array.reshape(-1, ds.Rows, ds.Columns)[k] > 0
             slice_index = [p[2] for p in positions].index(z)
             assert ((labels[slice_index] >= number) | ~frame).all()
+
+
+def _header_by_pydicom(path) -> dict:
+    """What read_header gives, taken through pydicom's own conversion of every value."""
+    from imaging_workbench.dicom.headers import INTS, TEXT, _floats
+
+    ds = pydicom.dcmread(path, defer_size=256)
+    out = {attr: str(ds.get(keyword, "") or "") for attr, keyword in TEXT.items()}
+    if "PerFrameFunctionalGroupsSequence" in ds:  # geometry comes from the functional groups afterwards
+        return out | {attr: int(ds.get(keyword)) for attr, keyword in INTS.items() if ds.get(keyword) not in (None, "")}
+    out.update({attr: int(ds.get(keyword)) for attr, keyword in INTS.items() if ds.get(keyword) not in (None, "")})
+    out.update({"slope": float(ds.get("RescaleSlope", 1) or 1), "intercept": float(ds.get("RescaleIntercept", 0) or 0),
+                "position": _floats(ds.get("ImagePositionPatient"), 3),
+                "orientation": _floats(ds.get("ImageOrientationPatient"), 6),
+                "pixel_spacing": _floats(ds.get("PixelSpacing"), 2), "slice_thickness": float(ds.get("SliceThickness") or 0)})
+    return out
+
+
+@pytest.mark.parametrize("name", [*SINGLE, *MULTIFRAME, "SC_rgb.dcm", "rtdose.dcm", "liver.dcm"])
+def test_headers_read_from_raw_bytes_equal_pydicoms_conversion(name):
+    # read_header takes plain values straight from their bytes (explicit and implicit VR, either
+    # byte order); pydicom's conversion is the reference.
+    from imaging_workbench.dicom.headers import read_header
+
+    path = _path(name)
+    header = read_header(path).as_dict()
+    expected = _header_by_pydicom(path)
+    assert {k: header[k] for k in expected} == expected
+
+
+def test_generated_headers_in_every_transfer_syntax_equal_pydicoms_conversion(series_by_syntax):
+    from imaging_workbench.dicom.headers import read_header
+
+    for result in series_by_syntax.values():
+        for path in [*result.files[:3], *([result.seg_path] if result.seg_path else [])]:
+            header = read_header(path).as_dict()
+            expected = _header_by_pydicom(path)
+            assert {k: header[k] for k in expected} == expected, path

@@ -33,3 +33,16 @@ def test_cases_are_read_while_another_process_holds_the_index_write_lock(tmp_pat
     finally:
         writer.rollback()
         writer.close()
+
+
+def test_the_site_index_file_holds_only_the_dataset_index_tables(tmp_path):
+    from imaging_workbench.dicom.index_models import INDEX_TABLES
+
+    generate_cohort(tmp_path / "lung-ct", "lung-ct", 2, modality="CT", region="chest", tumour_organ="lung",
+                    shape=(8, 24, 24), seed=4)
+    (tmp_path / "local").mkdir()
+    write_site_datasets(tmp_path / "local", {"lung-ct": str(tmp_path / "lung-ct")})
+    assert len(SiteData(tmp_path / "local").series(["lung-ct"])) == 2
+    with sqlite3.connect(tmp_path / "local" / INDEX_FILE) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {t.name for t in INDEX_TABLES}

@@ -87,6 +87,7 @@ def test_dataset_narrows_patients_and_patient_narrows_studies(fake):
 
 def test_selecting_a_series_opens_a_viewer_with_its_segmentation(fake):
     b = CaseBrowser(source=fake)
+    b.filters["dataset_id"].value = "lung-ct"
     b.table.value = b.table.options[0][1]
     assert fake.loaded == [("lung-ct", "1.3.0", ["1.4.0"])]
     assert isinstance(b.viewer, CaseViewer) and b.viewer_box.children == (b.viewer,)
@@ -116,9 +117,11 @@ def test_real_demo_dataset_through_the_private_index(tmp_path, copy_small_lung_c
 
     copy_small_lung_ct(tmp_path / "data")
     b = CaseBrowser(root=tmp_path / "data", index_path=tmp_path / "cache" / "index.sqlite")
-    assert (tmp_path / "cache" / "index.sqlite").exists()
-    assert set(b.rows.cancer_type) == {"lung"} and len(b.rows) == SIZES["small"][0]
-    assert b.rows.has_segmentation.all()
+    assert (tmp_path / "cache" / "index.d" / "lung-ct.sqlite").exists()  # no mounted index: one of its own
+    assert "indexed &#x27;lung-ct&#x27; in this server: no index file" in b.status.value
+    rows = b.filtered()
+    assert set(rows.cancer_type) == {"lung"} and len(rows) == SIZES["small"][0]
+    assert rows.has_segmentation.all()
     viewer = b.open_series(*b.table.options[0][1])
     assert viewer is not None and viewer.error == "" and viewer.segments
     assert viewer.shape == list(viewer.volume.array.shape) and viewer.modality == "CT"

@@ -8,6 +8,8 @@ Public API (see README.md in this folder):
     load_segmentation(seg, reference) -> (labels, segments)
     index_folder(session, dataset_id, folder, progress=False) -> IndexReport
     list_series(session, ...), series_files(session, series_uid)
+    build_index_file(dataset_id, folder, target) -> (IndexReport, counts)   one dataset's index file, atomic
+    SeriesCatalog().add_index_file(...).query(SeriesQuery(...)) -> SeriesPage   filters and paging in SQL
     generate_cohort(...), generate_ct_series(...), ensure_demo_data(...)
     to_nifti(volume, path), to_metatensor(volume)
 
@@ -25,7 +27,8 @@ _LAZY = {
     "generate_cohort": "synth", "generate_ct_series": "synth", "generate_mr_series": "synth",
     "ensure_demo_data": "demo", "DEMO_DATASETS": "demo",
     "to_nifti": "export", "to_metatensor": "export", "dicom_reader": "export",
-    "ensure_index_tables": "index_models",
+    "ensure_index_tables": "index_models", "build_index_file": "index_files",
+    "SeriesCatalog": "index_query", "SeriesQuery": "index_query",
 }
 
 __all__ = ["Volume", *_LAZY]

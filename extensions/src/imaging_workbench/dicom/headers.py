@@ -5,12 +5,15 @@ the pixel value, so the loader and the index can later read pixels with one seek
 """
 
 import os
+import struct
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 
 from .errors import DamagedFile, NoPixelData, NotDicomFile
@@ -112,6 +115,45 @@ def _enhanced_geometry(ds, h: InstanceHeader) -> None:
             h.slope, h.intercept = float(pv.get("RescaleSlope", 1) or 1), float(pv.get("RescaleIntercept", 0) or 0)
 
 
+TEXT = {"sop_uid": "SOPInstanceUID", "sop_class": "SOPClassUID", "series_uid": "SeriesInstanceUID",
+        "study_uid": "StudyInstanceUID", "patient_id": "PatientID", "modality": "Modality",
+        "body_part": "BodyPartExamined", "description": "SeriesDescription", "study_date": "StudyDate",
+        "patient_sex": "PatientSex", "patient_age": "PatientAge", "manufacturer": "Manufacturer",
+        "frame_of_reference": "FrameOfReferenceUID", "photometric": "PhotometricInterpretation"}
+INTS = {"rows": "Rows", "cols": "Columns", "bits_allocated": "BitsAllocated", "bits_stored": "BitsStored",
+        "pixel_representation": "PixelRepresentation", "samples": "SamplesPerPixel",
+        "instance_number": "InstanceNumber", "n_frames": "NumberOfFrames"}
+NUMBERS = ("RescaleSlope", "RescaleIntercept", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing",
+           "SliceThickness")
+# keyword -> (tag, VR from the data dictionary: implicit VR files carry none)
+_TAGS = {k: (tag_for_keyword(k), dictionary_VR(k)) for k in (*TEXT.values(), *INTS.values(), *NUMBERS)}
+_BINARY = {"US": "H", "SS": "h", "UL": "I", "SL": "i"}
+_STRIPPED = {"DS", "IS"}  # numbers may carry spaces on either side; other text only trailing padding
+
+
+def _value(ds, keyword: str):
+    """A plain element's value read straight from its raw bytes: a str, a list of str (several
+    values), an int, or None when absent. pydicom converts everything else (non-ASCII text, values
+    it read already, other VRs): its conversion of each value was two thirds of a header read."""
+    tag, vr = _TAGS[keyword]
+    raw = ds._dict.get(tag)
+    if raw is None:
+        return None
+    if isinstance(raw, RawDataElement) and raw.value is not None:
+        vr = raw.VR or vr
+        data = raw.value
+        if vr in _BINARY and len(data) >= 2:
+            fmt = ("<" if raw.is_little_endian else ">") + _BINARY[vr]
+            if len(data) == struct.calcsize(fmt):
+                return struct.unpack(fmt, data)[0]
+        elif vr not in _BINARY and data.isascii():
+            text = data.decode("ascii")
+            values = [v.strip(" \0") if vr in _STRIPPED else v.rstrip(" \0") for v in text.split("\\")]
+            return values[0] if len(values) == 1 else values
+    value = ds.get(keyword)
+    return None if value is None else (list(value) if isinstance(value, pydicom.multival.MultiValue) else value)
+
+
 def header_from_dataset(ds, path: str, size: int = 0, mtime_ns: int = 0) -> InstanceHeader:
     """Fill an InstanceHeader from a dataset read with deferred (unread) pixel data."""
     h = InstanceHeader(path=str(path), size=size, mtime_ns=mtime_ns)
@@ -119,26 +161,19 @@ def header_from_dataset(ds, path: str, size: int = 0, mtime_ns: int = 0) -> Inst
     h.transfer_syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if not h.transfer_syntax:
         h.transfer_syntax = "1.2.840.10008.1.2"  # no meta header: DICOM's default, implicit VR little endian
-    text = {"sop_uid": "SOPInstanceUID", "sop_class": "SOPClassUID", "series_uid": "SeriesInstanceUID",
-            "study_uid": "StudyInstanceUID", "patient_id": "PatientID", "modality": "Modality",
-            "body_part": "BodyPartExamined", "description": "SeriesDescription", "study_date": "StudyDate",
-            "patient_sex": "PatientSex", "patient_age": "PatientAge", "manufacturer": "Manufacturer",
-            "frame_of_reference": "FrameOfReferenceUID", "photometric": "PhotometricInterpretation"}
-    for attr, keyword in text.items():
-        setattr(h, attr, str(ds.get(keyword, "") or ""))
-    ints = {"rows": "Rows", "cols": "Columns", "bits_allocated": "BitsAllocated", "bits_stored": "BitsStored",
-            "pixel_representation": "PixelRepresentation", "samples": "SamplesPerPixel",
-            "instance_number": "InstanceNumber", "n_frames": "NumberOfFrames"}
-    for attr, keyword in ints.items():
-        value = ds.get(keyword)
+    for attr, keyword in TEXT.items():
+        value = _value(ds, keyword)
+        setattr(h, attr, str(value if value is not None else "") if not isinstance(value, list) else str(value))
+    for attr, keyword in INTS.items():
+        value = _value(ds, keyword)
         if value not in (None, ""):
-            setattr(h, attr, int(value))
-    h.slope = float(ds.get("RescaleSlope", 1) or 1)
-    h.intercept = float(ds.get("RescaleIntercept", 0) or 0)
-    h.position = _floats(ds.get("ImagePositionPatient"), 3)
-    h.orientation = _floats(ds.get("ImageOrientationPatient"), 6)
-    h.pixel_spacing = _floats(ds.get("PixelSpacing"), 2)
-    h.slice_thickness = float(ds.get("SliceThickness") or 0)
+            setattr(h, attr, value if isinstance(value, int) else int(float(value)))  # IS may read "12.0"
+    h.slope = float(_value(ds, "RescaleSlope") or 1)
+    h.intercept = float(_value(ds, "RescaleIntercept") or 0)
+    h.position = _floats(_value(ds, "ImagePositionPatient"), 3)
+    h.orientation = _floats(_value(ds, "ImageOrientationPatient"), 6)
+    h.pixel_spacing = _floats(_value(ds, "PixelSpacing"), 2)
+    h.slice_thickness = float(_value(ds, "SliceThickness") or 0)
     if h.n_frames > 1 or "PerFrameFunctionalGroupsSequence" in ds:
         _enhanced_geometry(ds, h)
     refs = ds.get("ReferencedSeriesSequence")

@@ -26,7 +26,7 @@ from traitlets import Bool, Dict, Integer, List, Unicode, default, validate
 from ..errors import WorkbenchError
 from . import profiles as profile_rules
 from .catalog_link import in_catalog
-from .mount_plan import DATA_ROOT, HOME, TOOLS_ROOT, lost_datasets
+from .mount_plan import DATA_ROOT, HOME, INDEX_ROOT, TOOLS_ROOT, lost_datasets
 from .server_start import SANDBOX_GID, SANDBOX_UID, plan_and_open_mount, record_stop, sandbox_env, user_error
 
 # Volume kinds a dataset or folder may come from, and those whose source itself can be read-only
@@ -231,6 +231,7 @@ class WorkbenchKubeSpawner(profile_rules.ProfileChoice, KubeSpawner):
                                        "WorkbenchKubeSpawner.dataset_volumes", dataset=ds, path=path))
                      for ds, path in sorted(plan.datasets.items())]
         folders = ([(plan.tools, TOOLS_ROOT)] if plan.tools else []) + [
+            (path, target) for target, path in plan.read_only_paths.items() if target.startswith(INDEX_ROOT)] + [
             (folder, bind["bind"]) for folder, bind in extra["binds"].items()]
         read_only += [("tools" if target == TOOLS_ROOT else f"folder-{i}", target,
                        read_only_source(self.folder_volume, "WorkbenchKubeSpawner.folder_volume", path=folder))

@@ -1,5 +1,6 @@
 """What a server gets: the one place that decides, for a user and a server, which datasets it
-mounts (read-only, at /data/<id>), the AI tools' folder (read-only, at /tools: the catalogue's
+mounts (read-only, at /data/<id>) with each one's index file (read-only, at /data-index/<id>.sqlite,
+dicom/index_files.py), the AI tools' folder (read-only, at /tools: the catalogue's
 bundles and the approved tools' cards, tools/catalog.py), its home volume and its resource limits. (What it may reach
 on the network is the sandbox network's firewall, the same for every server.)
 
@@ -17,10 +18,12 @@ from sqlalchemy.orm import Session
 from ..catalog.dataset_paths import check_registered
 from ..catalog.grants import FEDERATED, SANDBOX, live_grants
 from ..catalog.models import Grant
+from ..dicom.index_files import INDEX_FOLDER, index_file
 from ..errors import WorkbenchError
 from . import profiles as profile_rules
 
 DATA_ROOT = "/data"
+INDEX_ROOT = "/data-index"  # the steward's index file of each mounted dataset, <id>.sqlite
 HOME = "/home/jovyan"
 TOOLS_ROOT = "/tools"
 TOOLS_FOLDER = "tools"  # <state_dir>/tools: the only part of the state directory a sandbox sees
@@ -40,10 +43,14 @@ class MountPlan:
     home_volume: str
     limits: dict
     tools: str = ""  # host folder of the AI tools, mounted at TOOLS_ROOT ("": none)
+    indexes: dict[str, str] = field(default_factory=dict)  # dataset id -> host index file
     read_only_paths: dict[str, str] = field(init=False)
 
     def __post_init__(self):
         paths = {f"{DATA_ROOT}/{ds}": path for ds, path in sorted(self.datasets.items())}
+        # An index lists a dataset's patients and series: only a mounted dataset's index goes in.
+        paths.update({f"{INDEX_ROOT}/{ds}.sqlite": path for ds, path in sorted(self.indexes.items())
+                      if ds in self.datasets})
         if self.tools:
             paths[TOOLS_ROOT] = self.tools
         object.__setattr__(self, "read_only_paths", paths)
@@ -96,7 +103,7 @@ def plan_server(session: Session, user: str, server_name: str = "", kind: str = 
         home_volume: the user's home volume name.
         only: for dashboards and sessions, the datasets the server is for (a subset of the grants).
         state_dir: the deployment's state directory, which no dataset may be in (or above); its
-            tools folder, when there, is mounted.
+            tools folder, when there, is mounted, and each granted dataset's index file.
 
     Raises:
         ValueError: unknown `kind`.
@@ -104,10 +111,19 @@ def plan_server(session: Session, user: str, server_name: str = "", kind: str = 
     if kind not in KINDS:
         raise ValueError(f"server kind must be one of {', '.join(KINDS)}, not {kind!r}")
     tools = Path(state_dir) / TOOLS_FOLDER if state_dir else None
-    return MountPlan(user=user, server_name=server_name, kind=kind,
-                     datasets=granted_datasets(session, user, only, state_dir),
+    datasets = granted_datasets(session, user, only, state_dir)
+    return MountPlan(user=user, server_name=server_name, kind=kind, datasets=datasets,
                      home_volume=home_volume, limits=profile_rules.limits(profile),
-                     tools=str(tools) if tools and tools.is_dir() else "")
+                     tools=str(tools) if tools and tools.is_dir() else "",
+                     indexes=dataset_indexes(state_dir, datasets) if state_dir else {})
+
+
+def dataset_indexes(state_dir: str, datasets) -> dict[str, str]:
+    """dataset id -> its index file under `<state_dir>/indexes`, for those of `datasets` that have one
+    (a sandbox indexes a dataset without one itself)."""
+    folder = Path(state_dir) / INDEX_FOLDER
+    files = {ds: index_file(folder, ds) for ds in datasets}
+    return {ds: str(path) for ds, path in sorted(files.items()) if path.is_file()}
 
 
 def lost_datasets(session: Session, user: str, mounted: list[str]) -> dict[str, str]:

@@ -1,8 +1,9 @@
 """CaseBrowser: approved datasets -> patients -> studies -> series, a filtered paged table, and a viewer.
 
-Plain ipywidgets (they render the same in JupyterLab and Voila). All series rows of the
-datasets are read from the index once into a DataFrame, so filtering and paging thousands of
-series never touch the disk; opening a series loads it through the index (no folder scan).
+Plain ipywidgets (they render the same in JupyterLab and Voila). The series rows of the datasets'
+index files are copied once into one in-memory SQL table (dicom/index_query.py); each filter
+change or page asks it for one page and a count, so 200,000 series never become 200,000 widgets'
+rows, and opening a series loads it through the index (no folder scan).
 """
 
 import html
@@ -12,6 +13,7 @@ from pathlib import Path
 import ipywidgets as W
 import pandas as pd
 
+from ..dicom.index_query import SeriesCatalog, SeriesQuery
 from ..errors import WorkbenchError
 from .series_index import LocalIndex
 from .viewer import CaseViewer
@@ -23,6 +25,7 @@ STYLE = ("<style>.wb-series-table select, .wb-table-head {font-family: monospace
          ".wb-table-head {margin: 0; padding-left: 4px}</style>")
 COLUMNS = ["dataset_id", "patient_id", "study_date", "modality", "body_part", "cancer_type", "description",
            "n_slices", "has_segmentation", "series_uid", "study_uid", "seg_uids"]
+MAX_CHOICES = 2000  # a patient or study list longer than this waits for a narrower filter
 
 
 class CaseBrowser(W.VBox):
@@ -30,10 +33,11 @@ class CaseBrowser(W.VBox):
 
     Args:
         root: folder of approved datasets, one sub-folder each (default /data).
-        index_path: private index file (default ~/.cache/workbench/index.sqlite).
+        index_path: folder of private index files, for datasets without a usable mounted index
+            (default ~/.cache/workbench/indexes).
         page_size: rows per page of the series table.
-        source: an object with LocalIndex's methods (datasets, ensure_indexed, series, load);
-            built from root/index_path when not given.
+        source: an object with LocalIndex's methods (datasets, ensure_indexed, load, and catalog or
+            series); built from root/index_path when not given.
         tools: a `Tools` whose approved tools a "Run tool" menu below the viewer offers (default:
             `Tools()` when the sandbox has a tool catalogue, /tools/catalog.json; False: no menu).
     """
@@ -54,6 +58,8 @@ class CaseBrowser(W.VBox):
                                             ("study_uid", "study"), ("modality", "modality"),
                                             ("body_part", "body part"), ("cancer_type", "cancer type"),
                                             ("has_segmentation", "segmentation")]}
+        self.search = W.Text(description="search", placeholder="words in the description", continuous_update=False,
+                             layout=W.Layout(width="210px"), style={"description_width": "80px"})
         self.header = W.HTML()
         self.table = W.Select(options=[], rows=page_size, layout=W.Layout(width="100%"))
         self.table.add_class("wb-series-table")
@@ -61,12 +67,13 @@ class CaseBrowser(W.VBox):
         self.page_label = W.Label()
         self.viewer_box = W.VBox()
         self.children = [W.HTML(STYLE), self.status, W.HBox(list(self.filters.values())[:4]),
-                         W.HBox(list(self.filters.values())[4:]), self.header, self.table,
+                         W.HBox([*list(self.filters.values())[4:], self.search]), self.header, self.table,
                          W.HBox([self.prev, self.page_label, self.next]), self.viewer_box]
-        self.rows = pd.DataFrame(columns=COLUMNS)
+        self.index, self.total, self.n_patients = SeriesCatalog(), 0, 0
         self.refresh()
         for name, dd in self.filters.items():
             dd.observe(lambda ch, name=name: self._filter_changed(name), "value")
+        self.search.observe(lambda ch: self._filter_changed("search"), "value")
         self.prev.on_click(lambda _: self._go(self.page - 1))
         self.next.on_click(lambda _: self._go(self.page + 1))
         self.table.observe(self._selected, "value")
@@ -74,56 +81,82 @@ class CaseBrowser(W.VBox):
     # --- data ------------------------------------------------------------------------------------
 
     def refresh(self, reindex: bool = False) -> None:
-        """Index new datasets (all of them with `reindex`) and reload the series rows."""
+        """Find each dataset's index (indexing here only those without a usable one; all of them
+        with `reindex`) and reload the series table."""
         datasets = self.source.datasets()
-        rows, problems = [], []
+        ready, notes, problems = [], [], []
         for ds in datasets:
-            self.status.value = f"indexing <b>{html.escape(ds)}</b>…"
+            self.status.value = f"opening the index of <b>{html.escape(ds)}</b>…"
             try:
-                self.source.ensure_indexed(ds, refresh=reindex)
-                rows += self.source.series(ds)
+                note = self.source.ensure_indexed(ds, refresh=reindex)
+                ready.append(ds)
             except (WorkbenchError, ValueError, OSError) as e:
                 problems.append(f"{ds}: {e}")
-        self.rows = pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
+                continue
+            if note:
+                log.info(note)
+                notes.append(note)
+        self.index = self._catalog(ready)
         self.datasets = datasets
-        self.status.value = self._status_text(problems)
+        self.total = self.index.query(limit=0).total
+        self.n_patients = len(self.index.values("patient_id"))
+        self.status.value = self._status_text(notes, problems)
         self._update_options()
         self._show()
 
-    def _status_text(self, problems) -> str:
+    def _catalog(self, datasets) -> SeriesCatalog:
+        if hasattr(self.source, "catalog"):
+            return self.source.catalog(datasets)
+        catalog = SeriesCatalog()  # a source that hands over rows
+        catalog.add_rows([row for ds in datasets for row in self.source.series(ds)])
+        return catalog
+
+    def _status_text(self, notes, problems) -> str:
         if not self.datasets:
             where = html.escape(str(getattr(self.source, "root", "the data folder")))
             return (f"<div class='wb-empty' style='padding:6px 0'>No datasets are available under <code>{where}</code>. "
                     "Ask a data steward for access; approved datasets appear there at your next server start.</div>")
-        text = (f"{len(self.datasets)} dataset(s), {self.rows['patient_id'].nunique()} patient(s), "
-                f"{len(self.rows)} series")
-        if self.rows.empty:
+        text = f"{len(self.datasets)} dataset(s), {self.n_patients} patient(s), {self.total} series"
+        if not self.total:
             text = f"<div class='wb-empty' style='padding:6px 0'>The dataset(s) {', '.join(map(html.escape, self.datasets))} hold no image series.</div>"
+        for n in notes:
+            text += f"<div class='wb-note' style='padding:2px 0;color:#555'>{html.escape(n)}</div>"
         for p in problems:
             text += f"<div class='wb-error' style='{ERROR}'>{html.escape(p)}</div>"
         return text
 
+    def query(self, offset: int = 0, limit: int | None = None) -> SeriesQuery:
+        """The current filters and search text as a SeriesQuery."""
+        values = {name: dd.value for name, dd in self.filters.items() if dd.value != ANY}
+        seg = values.pop("has_segmentation", None)
+        return SeriesQuery(**values, has_segmentation=None if seg is None else seg == "yes", text=self.search.value.strip(),
+                           offset=offset, limit=limit)
+
     def filtered(self) -> pd.DataFrame:
-        """The series rows that pass the current filters."""
-        df = self.rows
-        for name, dd in self.filters.items():
-            v = dd.value
-            if v == ANY or df.empty:
-                continue
-            df = df[df[name] == (v == "yes")] if name == "has_segmentation" else df[df[name] == v]
-        return df
+        """Every series row that passes the current filters (all pages; for notebooks and checks)."""
+        rows = self.index.query(self.query()).rows
+        return pd.DataFrame(rows, columns=COLUMNS) if rows else pd.DataFrame(columns=COLUMNS)
 
     # --- widgets ---------------------------------------------------------------------------------
 
-    def _choices(self, name, df) -> list[tuple[str, str]]:
-        """(label, value) pairs; ipywidgets reads a list mixing strings and pairs differently."""
+    def _choices(self, name) -> list[tuple[str, str]]:
+        """(label, value) pairs; ipywidgets reads a list mixing strings and pairs differently.
+        Patients and studies are offered within the dataset (and patient) chosen."""
         if name == "has_segmentation":
             return [(ANY, ANY), ("yes", "yes"), ("no", "no")]
+        scope = SeriesQuery(limit=None)
+        if name in ("patient_id", "study_uid"):
+            scope.dataset_id = _chosen(self.filters["dataset_id"])
         if name == "study_uid":
-            studies = df.drop_duplicates("study_uid").sort_values(["study_date", "study_uid"])
-            return [(ANY, ANY)] + [(f"{r.study_date or '—'} …{r.study_uid[-8:]}", r.study_uid)
-                                   for r in studies.itertuples()]
-        return [(ANY, ANY)] + [(str(v), v) for v in sorted(v for v in df[name].dropna().unique() if v != "")]
+            scope.patient_id = _chosen(self.filters["patient_id"])
+            studies = self.index.studies(scope)
+            if len(studies) > MAX_CHOICES:
+                return [(ANY, ANY)]
+            return [(ANY, ANY)] + [(f"{date or '—'} …{uid[-8:]}", uid) for uid, date in studies]
+        values = self.index.values(name, scope)
+        if len(values) > MAX_CHOICES:
+            return [(ANY, ANY)]
+        return [(ANY, ANY)] + [(str(v), v) for v in values]
 
     def _update_options(self, changed: str | None = None) -> None:
         """Narrow patients to the dataset, studies to the patient; keep choices still valid."""
@@ -131,12 +164,7 @@ class CaseBrowser(W.VBox):
         start = order.index(changed) + 1 if changed in ("dataset_id", "patient_id") else 0
         for name in order[start:]:
             dd = self.filters[name]
-            scope = self.rows
-            if name in ("patient_id", "study_uid") and self.filters["dataset_id"].value != ANY:
-                scope = scope[scope["dataset_id"] == self.filters["dataset_id"].value]
-            if name == "study_uid" and self.filters["patient_id"].value != ANY:
-                scope = scope[scope["patient_id"] == self.filters["patient_id"].value]
-            options = self._choices(name, scope)
+            options = self._choices(name)
             values = [v for _, v in options]
             current = dd.value if dd.value in values else ANY
             with dd.hold_trait_notifications():
@@ -160,23 +188,25 @@ class CaseBrowser(W.VBox):
         self._show()
 
     def _show(self) -> None:
-        df = self.filtered()
-        pages = max(1, -(-len(df) // self.page_size))
-        self.page = min(max(0, self.page), pages - 1)
-        part = df.iloc[self.page * self.page_size:(self.page + 1) * self.page_size]
+        page = self.index.query(self.query(self.page * self.page_size, self.page_size))
+        pages = max(1, -(-page.total // self.page_size))
+        if not 0 <= self.page < pages:
+            self.page = min(max(0, self.page), pages - 1)
+            page = self.index.query(self.query(self.page * self.page_size, self.page_size))
         self.header.value = ("<pre class='wb-table-head'>" +
                              html.escape(_line("dataset", "patient", "date", "mod", "body", "cancer", "slices", "seg",
                                                "description")) + "</pre>")
-        options = [(_line(r.dataset_id, r.patient_id, r.study_date, r.modality, r.body_part, r.cancer_type,
-                          r.n_slices, "SEG" if r.has_segmentation else "", r.description), (r.dataset_id, r.series_uid))
-                   for r in part.itertuples()]
+        options = [(_line(r["dataset_id"], r["patient_id"], r["study_date"], r["modality"], r["body_part"],
+                          r["cancer_type"],
+                          r["n_slices"], "SEG" if r["has_segmentation"] else "", r["description"]),
+                    (r["dataset_id"], r["series_uid"])) for r in page.rows]
         self._updating = True
         try:
             self.table.options = options
             self.table.value = None
         finally:
             self._updating = False
-        self.page_label.value = f"page {self.page + 1} of {pages} · {len(df)} series"
+        self.page_label.value = f"page {self.page + 1} of {pages} · {page.total} series"
         self.prev.disabled, self.next.disabled = self.page == 0, self.page >= pages - 1
 
     def _selected(self, change) -> None:
@@ -189,8 +219,8 @@ class CaseBrowser(W.VBox):
 
         A loader error is shown in place of the viewer and returns None.
         """
-        row = self.rows[(self.rows.dataset_id == dataset_id) & (self.rows.series_uid == series_uid)]
-        seg_uids = list(row.iloc[0].seg_uids) if len(row) and isinstance(row.iloc[0].seg_uids, list) else []
+        row = self.index.get(dataset_id, series_uid)
+        seg_uids = row["seg_uids"] if row else []
         self.viewer_box.children = [W.HTML(f"loading {html.escape(series_uid)}…")]
         try:
             volume, seg = self.source.load(dataset_id, series_uid, seg_uids)
@@ -214,6 +244,10 @@ def _default_tools():
     from ..tools.notebook import SANDBOX_CATALOG, Tools
 
     return Tools() if Path(SANDBOX_CATALOG).exists() else None
+
+
+def _chosen(dropdown) -> str:
+    return "" if dropdown.value == ANY else dropdown.value
 
 
 def _line(*cells) -> str:

@@ -1,25 +1,25 @@
-"""The sandbox's own series index: approved datasets under /data, indexed into a private SQLite file.
+"""The sandbox's series index: approved datasets under /data, each read through its index file.
 
-Inside a sandbox there is no catalog: the datasets a user may see are exactly the folders
-mounted under the data root. Each is indexed once (incrementally after that) into
-~/.cache/workbench/index.sqlite with `imaging_workbench.dicom.index_folder`.
+The steward's tooling builds one index file per dataset (dicom/index_files.py) and the sandbox
+mounts it read-only beside the data, at /data-index/<id>.sqlite: opening a CaseBrowser then reads
+no DICOM file. A dataset whose mounted index is missing or stale (another dataset's, an older
+schema, built before the folder changed) is indexed here instead, incrementally, into a private
+file under ~/.cache/workbench/indexes, and `ensure_indexed` says so.
 """
 
 import json
 from pathlib import Path
 
-from sqlalchemy import create_engine
-from sqlalchemy.orm import sessionmaker
-
-from ..dicom import index_models
 from ..dicom.demo import DEMO_DATASETS, MARKER
+from ..dicom.index_files import build_index_file, check_index_file, index_file, read_meta, reading
 
 #: Where a dataset folder may say what it is (optional): {"cancer_type": ..., "title": ...}.
 DATASET_INFO_FILES = ("dataset.json", MARKER)
 
 
 def default_index_path() -> Path:
-    return Path.home() / ".cache" / "workbench" / "index.sqlite"
+    """The folder of the sandbox's own index files (for datasets without a usable mounted one)."""
+    return Path.home() / ".cache" / "workbench" / "indexes"
 
 
 class LocalIndex:
@@ -27,19 +27,21 @@ class LocalIndex:
 
     Args:
         root: the folder holding one sub-folder per approved dataset (default /data).
-        index_path: the SQLite file for the index (default ~/.cache/workbench/index.sqlite).
+        index_path: the folder of private index files, for datasets whose mounted index cannot be
+            used (default ~/.cache/workbench/indexes); a path ending in .sqlite (the single private
+            file of earlier releases) means the folder beside it with ".d" for that suffix.
         cancer_types: dataset id -> cancer type, overriding what the folders say.
+        mounted: the folder of the steward's index files, <id>.sqlite (default /data-index).
     """
 
     def __init__(self, root: str | Path = "/data", index_path: str | Path | None = None,
-                 cancer_types: dict[str, str] | None = None):
+                 cancer_types: dict[str, str] | None = None, mounted: str | Path = "/data-index"):
         self.root = Path(root)
-        self.index_path = Path(index_path) if index_path else default_index_path()
-        self.index_path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{self.index_path}")
-        index_models.ensure_index_tables(self.engine)
-        self.Session = sessionmaker(self.engine)
+        folder = Path(index_path) if index_path else default_index_path()
+        self.index_path = folder.with_suffix(".d") if folder.suffix == ".sqlite" else folder
+        self.mounted = Path(mounted)
         self.cancer_types = dict(cancer_types or {})
+        self._files: dict[str, Path] = {}
 
     def datasets(self) -> list[str]:
         """Dataset ids: readable sub-folders of the root, sorted. Empty if the root is missing."""
@@ -60,33 +62,52 @@ class LocalIndex:
         demo = {d.id: d.cancer_type for d in DEMO_DATASETS}
         return demo.get(dataset_id, "")
 
-    def ensure_indexed(self, dataset_id: str, refresh: bool = False) -> None:
-        """Index the dataset's folder unless it is indexed already (or `refresh`)."""
-        from ..dicom import index_folder
+    def ensure_indexed(self, dataset_id: str, refresh: bool = False) -> str:
+        """Find a usable index of the dataset: the mounted one, else a private one built (or
+        brought up to date; with `refresh`, always compared file by file) here. Returns "" or a
+        message saying why the dataset is indexed here."""
+        folder = self.root / dataset_id
+        mounted = index_file(self.mounted, dataset_id)
+        why = check_index_file(mounted, dataset_id, folder)
+        if not why:
+            self._files[dataset_id] = mounted
+            return ""
+        private = index_file(self.index_path, dataset_id)
+        if refresh or check_index_file(private, dataset_id, folder):
+            build_index_file(dataset_id, folder, private, cancer_type=self.cancer_type(dataset_id))
+        self._files[dataset_id] = private
+        return f"indexed '{dataset_id}' in this server: {why}"
 
-        with self.Session() as session:
-            known = session.get(index_models.IndexRoot, dataset_id) is not None
-            if known and not refresh:
-                return
-            index_folder(session, dataset_id, self.root / dataset_id)
-            session.commit()
+    def index_file(self, dataset_id: str) -> Path:
+        """The index file in use for the dataset (ensure_indexed first, when not yet)."""
+        if dataset_id not in self._files:
+            self.ensure_indexed(dataset_id)
+        return self._files[dataset_id]
+
+    def catalog(self, dataset_ids=None):
+        """A SeriesCatalog (dicom/index_query.py) over the datasets' index files, for SQL filters and paging."""
+        from ..dicom.index_query import SeriesCatalog
+
+        catalog = SeriesCatalog()
+        for dataset_id in self.datasets() if dataset_ids is None else dataset_ids:
+            path = self.index_file(dataset_id)
+            meta = read_meta(path)  # the steward's tooling records the dataset's site and cancer type
+            catalog.add_index_file(path, dataset_id, meta.get("site", ""),
+                                   self.cancer_types.get(dataset_id) or meta.get("cancer_type") or
+                                   self.cancer_type(dataset_id))
+        return catalog
 
     def series(self, dataset_id: str) -> list[dict]:
-        """Every image series of the dataset (dicts of list_series plus cancer_type)."""
-        from ..dicom import list_series
-
-        cancer = self.cancer_type(dataset_id)
-        with self.Session() as session:
-            return [{**s.as_dict(), "cancer_type": cancer} for s in list_series(session, dataset_id, limit=None)]
+        """Every image series of the dataset (series rows with cancer_type); for notebooks."""
+        return self.catalog([dataset_id]).query(limit=None).rows
 
     def load(self, dataset_id: str, series_uid: str, seg_uids=()):
         """(Volume, segmentation or None) read through the index; loader errors propagate."""
-        from ..dicom import load_segmentation, load_series
+        from ..dicom import load_segmentation, load_series, series_files
 
         folder = self.root / dataset_id
-        with self.Session() as session:
+        with reading(self.index_file(dataset_id)) as session:
             volume = load_series((session, series_uid), dataset_id=dataset_id, root=folder)
-            seg = None
-            if seg_uids:
-                seg = load_segmentation(seg_uids[0], volume, session=session, dataset_id=dataset_id)
-        return volume, seg
+            # The SEG's file under this server's mount (the index holds the steward's folder).
+            seg_file = series_files(session, seg_uids[0], dataset_id, root=folder)[0] if seg_uids else None
+        return volume, (load_segmentation(seg_file, volume) if seg_file else None)

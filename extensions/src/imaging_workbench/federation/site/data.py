@@ -3,7 +3,9 @@
 Each site lists the datasets it serves in `local/workbench_datasets.json` of its kit
 (`{"datasets": {"<id>": {"path": "/data/..."}}}`); a job names dataset ids, never paths, and
 a site reads only the datasets in its own file. The site keeps a private SQLite index in its
-workspace so series and files are found without rescanning folders.
+workspace (only the dataset index's tables, written by `imaging_workbench.dicom.index_folder`, as
+the steward's tooling and the sandboxes write theirs) so series and files are found without
+rescanning folders.
 """
 
 import json
@@ -82,10 +84,17 @@ class SiteData:
 
     @cached_property
     def _engine(self):
-        """For indexing: a catalog engine, which takes SQLite's write lock at BEGIN."""
-        from ...catalog.engine import create_catalog_engine
+        """For indexing: an engine that takes SQLite's write lock at BEGIN, on a file holding only
+        the dataset index's tables (dicom/index_models.py), none of the catalog's."""
+        from sqlalchemy import create_engine
 
-        return create_catalog_engine(f"sqlite:///{self.local_dir / INDEX_FILE}")
+        from ...catalog.engine import sqlite_immediate
+        from ...dicom.index_models import ensure_index_tables
+
+        engine = create_engine(f"sqlite:///{self.local_dir / INDEX_FILE}", connect_args={"timeout": 30})
+        sqlite_immediate(engine)
+        ensure_index_tables(engine)
+        return engine
 
     @cached_property
     def _reader(self):
