@@ -10,9 +10,18 @@ A second row times one site's part of the same job in this process: through the 
 layer (`site.release.run_task`: policy file, request checks, ledger check, OpenDP release,
 ledger charge) versus the algorithm's site function alone on the same data (target: at most 1.10).
 
-    /var/lib/workbench/venv/bin/python benchmarks/federation.py [--repeat 3]
+With --sites 3,10,30 it measures the federation's size instead: for each number of sites, a
+federation of its own (one small CT cohort per site, tests/federation/site_cohorts.py) is brought
+up and timed, then the same statistics job over every site's dataset is timed through the
+service's JobManager (after one warm-up job), with each site's memory (its process tree's RSS)
+idle and at its peak during the jobs. The smallest federation is the baseline: the job time's
+growth time(N)/time(3) is printed against N/3 (goal: at most linear in sites).
 
-Writes benchmarks/results/federation.json and federation.png.
+    /var/lib/workbench/venv/bin/python benchmarks/federation.py [--repeat 3]
+    /var/lib/workbench/venv/bin/python benchmarks/federation.py --sites 3,10,30 [--repeat 3]
+
+Writes benchmarks/results/federation.json and federation.png (with --sites: federation_sites.json
+and federation_sites.png).
 """
 
 import argparse
@@ -175,7 +184,12 @@ def plot(ours, baseline, path: Path, layer=None) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sites", metavar="N,N,...", help="time federations of these sizes instead (e.g. 3,10,30)")
     args = parser.parse_args(argv)
+    if args.sites:
+        from federation_sites import main as sites_main  # this folder, beside this script
+
+        return sites_main([int(n) for n in args.sites.split(",")], args.repeat)
     from imaging_workbench.federation import embedded
     from imaging_workbench.federation.client import Federation
     from imaging_workbench.federation.settings import federation_settings

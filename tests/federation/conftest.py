@@ -14,6 +14,9 @@ Fixture catalogue (session scope unless noted):
                    carol, rita, and one without the scope)
     fed_service    the service process (ServiceProcess: .url, .restart(), .stop())
     client_for     make a Federation client for a user name
+    many_sites     a federation of its own, five sites (site-1..site-5) each holding one small CT
+                   cohort (site_cohorts.py) that alice holds a grant for; no hub, no service:
+                   (FederationSettings, WorkbenchContext, {site: (dataset id, folder, patients)})
 """
 
 import os
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from imaging_workbench.context import WorkbenchContext
 from imaging_workbench.deployment import validate_settings, with_defaults
@@ -197,3 +201,46 @@ def client_for(fed_service, fed_hub):
         return Federation(url=fed_service.url, token=fed_hub.tokens[user])
 
     return make
+
+
+MANY_SITES = 5
+
+
+@pytest.fixture(scope="session")
+def many_sites(tmp_path_factory):
+    from imaging_workbench.catalog import accounts, datasets, grants
+    from imaging_workbench.federation import embedded
+    from imaging_workbench.federation.provision import ensure_embedded_kits
+    from imaging_workbench.federation.settings import federation_settings, site_names
+    from imaging_workbench.federation.site.policy_file import POLICY_FILE
+
+    from .site_cohorts import write_site_cohorts
+
+    workdir = tmp_path_factory.mktemp("many-sites")
+    for p in (workdir, workdir.parent):
+        p.chmod(0o755)
+    sites = site_names(MANY_SITES)
+    # A statistics task on these cohorts takes seconds: a killed site ends its job in 30 s.
+    settings = validate_settings(with_defaults({
+        "state_dir": str(workdir / "state"), "hub": {"service_port": free_port()},
+        "federation": {"fl_port": free_port(), "admin_port": free_port(), "sites": list(sites), "min_count": 5,
+                       "task_timeout": 30, "job_timeout": 180}}))
+    federation, plan = federation_settings(settings), write_site_cohorts(workdir / "data", sites)
+    ctx = WorkbenchContext(settings, actor="steward")
+    with ctx.session() as s:
+        accounts.add_account(s, "steward", "alice")
+        for site, (dataset_id, folder, _) in plan.items():
+            datasets.add_dataset(s, "steward", dataset_id, folder, modality="CT", body_part="ABDOMEN", site=site)
+            grants.grant_access(s, "steward", "alice", dataset_id, 30, "many sites")
+        site_datasets = embedded.site_datasets_from_catalog(s, federation)
+    ensure_embedded_kits(federation)
+    for site in sites:  # each site's admin allows the algorithm's largest epsilon: little noise to compare through
+        path = federation.kit(site) / "local" / POLICY_FILE
+        policy = yaml.safe_load(path.read_text())
+        policy["defaults"].update(epsilon_per_job=20.0, epsilon_per_researcher=1000.0)
+        path.write_text(yaml.safe_dump(policy))
+    try:
+        embedded.up(federation, site_datasets)
+        yield federation, ctx, plan
+    finally:
+        embedded.down(federation)

@@ -10,17 +10,22 @@ def _up(ctx, args):
     from ..private_state import ensure_private_state
     from ..private_state_commands import print_changes
     from .embedded import site_datasets_from_catalog, up
+    from .settings import with_site_count
 
     settings = federation_settings(ctx.settings)
+    if args.sites is not None:
+        named = "sites" in (ctx.settings.get("federation") or {})
+        settings = with_site_count(settings, args.sites, named)
     with ctx.session() as s:
         datasets = site_datasets_from_catalog(s, settings)
-    rows = up(settings, datasets, timeout=args.timeout)
+    rows = up(settings, datasets, timeout=args.timeout, require_all=False)
     for site in settings.sites:
         print(f"{site}: {len(datasets[site])} dataset(s) {', '.join(sorted(datasets[site]))}".rstrip())
-    _print_status(rows, args.json)
+    code = _print_status(rows, args.json)
     print(f"FLARE server on {settings.host}:{settings.fl_port} (admin {settings.admin_port}); "
           f"kits in {settings.prod_dir}")
     print_changes(ensure_private_state(ctx.settings))  # what an older release left open, now the workspace is made
+    return code
 
 
 def _down(ctx, args):
@@ -30,20 +35,32 @@ def _down(ctx, args):
     print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
-STATUS_COLUMNS = ["participant", "running", "connected", "pid", "allow_list", "allow_list_matches", "policy"]
+STATUS_COLUMNS = ["participant", "running", "connected", "pid", "rss_mb", "allow_list", "allow_list_matches",
+                  "policy"]
 
 
-def _print_status(rows, as_json):
+def _print_status(rows, as_json) -> int:
+    """Print the participants, the sites' memory and the sites not connected (jobs leave them out);
+    returns the exit status: 3 if any participant is not connected or not as the workbench set it up."""
+    from .embedded import not_connected, site_memory
+
     print_rows([{"participant": k, **v} for k, v in rows.items()], STATUS_COLUMNS, as_json)
+    missing = not_connected(rows)
+    if not as_json:
+        memory = site_memory(rows)
+        if memory["sites"]:
+            print(f"memory per site (its process and job processes): median {memory['median_mb']} MB, "
+                  f"max {memory['max_mb']} MB over {memory['sites']} running site(s)")
+        for site, why in missing.items():
+            print(f"not connected: {site} ({why}); jobs leave its datasets out until it connects")
+    return 0 if all(r["connected"] and r["allow_list_matches"] and r["policy"] in ("", "ok")
+                    for r in rows.values()) else 3
 
 
 def _status(ctx, args):
     from .embedded import status
 
-    rows = status(federation_settings(ctx.settings))
-    _print_status(rows, args.json)
-    return 0 if all(r["connected"] and r["allow_list_matches"] and r["policy"] in ("", "ok")
-                    for r in rows.values()) else 3
+    return _print_status(status(federation_settings(ctx.settings)), args.json)
 
 
 def _provision(ctx, args):
@@ -89,7 +106,10 @@ def register(subparsers) -> None:
     fed = subparsers.add_parser("federation", help="the NVIDIA FLARE federation: start, stop, provision, jobs")
     sub = fed.add_subparsers(dest="federation_command", required=True, metavar="ACTION")
     p = sub.add_parser("up", help="provision (once) and start the embedded server and sites on this machine")
-    p.add_argument("--timeout", type=float, default=120, help="seconds to wait for every site to connect")
+    p.add_argument("--sites", type=int, metavar="N", help="run sites site-1..site-N (remembered for status, down "
+                   "and the federation service; new sites get kits, existing kits stay as they are)")
+    p.add_argument("--timeout", type=float, help="seconds to wait for every site to connect (default 60 + 3 a site); "
+                   "sites not connected by then are reported and left out of jobs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_up)
     p = sub.add_parser("down", help="stop the embedded server and sites")

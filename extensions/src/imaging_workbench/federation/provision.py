@@ -8,7 +8,6 @@ host, loopback by default); `provision_project` makes kits for real hosts from a
 
 import json
 import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from .settings import FederationSettings
 from .site.policy_file import POLICY_FILE, write_policy_if_missing
 
 PRIVACY_SCOPE = "workbench"
+PROVISION_WORKSPACE = "provision"  # under the workdir: NVFlare's provisioning state (the root CA's key)
 # Job logs stay at their site: a site's error log can hold data, and streaming it injects a stock
 # component (JobLogStreamer) into every job, which the sites' allow-list would refuse.
 LOG_STREAMING = {"nvflare.app_common.logging.site_log_streamer.SiteLogStreamer",
@@ -168,28 +168,56 @@ def _loopback_server(kit: Path, host: str) -> None:
     _write_json(path, config)
 
 
-def kits_ready(settings: FederationSettings) -> bool:
+def missing_kits(settings: FederationSettings) -> list[str]:
+    """The participants (server, the service's admin identity, sites) without a startup kit yet."""
     names = ["server", settings.admin_user, *settings.sites]
-    return all((settings.kit(n) / "startup").is_dir() for n in names)
+    return [n for n in names if not (settings.kit(n) / "startup").is_dir()]
+
+
+def _provision_missing(settings: FederationSettings, missing: list[str]) -> None:
+    """Make the kits named `missing`, signed by the federation's own root CA; kits already there
+    (their keys, and the site files their admins edited) are left as they are.
+
+    NVFlare's provisioner keeps the root CA and every participant's certificate in its workspace's
+    state folder and reuses them on the next run, so that workspace is kept at <workdir>/provision.
+    """
+    workspace = settings.workdir / PROVISION_WORKSPACE
+    state = workspace / settings.project / "state" / "cert.json"
+    made = [n for n in ("server", settings.admin_user, *settings.sites) if n not in missing]
+    if made and not state.is_file():
+        raise WorkbenchError(f"kits for {', '.join(missing)} cannot join the federation in {settings.prod_dir}: its "
+                             f"kits were made by an older release that did not keep the root CA ({state} is missing)",
+                             f"stop the federation ('workbench federation down'), move {settings.prod_dir} away "
+                             "and run 'workbench federation up' again to provision every kit afresh")
+    workspace.mkdir(parents=True, exist_ok=True)
+    prod = _run_provisioner(embedded_project(settings), workspace)
+    try:
+        settings.prod_dir.mkdir(exist_ok=True)
+        for name in missing:
+            if settings.kit(name).exists():
+                shutil.rmtree(settings.kit(name))  # a half-made kit without its startup folder
+            shutil.move(str(prod / name), settings.kit(name))
+    finally:
+        shutil.rmtree(prod, ignore_errors=True)  # copies of every participant's private key
+    if "server" in missing:
+        _loopback_server(settings.kit("server"), settings.host)
 
 
 def ensure_embedded_kits(settings: FederationSettings) -> Path:
-    """Provision the embedded federation once; later calls only refresh the workbench files.
+    """Provision the embedded federation's missing kits (all of them the first time, a new site's
+    when the sites grow); every call refreshes the workbench files.
 
     The kits hold private keys: they are made readable by their owner only, and kept so."""
     with private_umask():
-        if not kits_ready(settings):
+        missing = missing_kits(settings)
+        if missing:
             settings.workdir.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=settings.workdir) as tmp:
-                prod = _run_provisioner(embedded_project(settings), Path(tmp))
-                if settings.prod_dir.exists():
-                    shutil.rmtree(settings.prod_dir)
-                shutil.move(str(prod), settings.prod_dir)
-            _loopback_server(settings.kit("server"), settings.host)
+            _provision_missing(settings, missing)
         apply_workbench_files(settings.kit("server"), "server", settings, settings.workdir / "storage")
         for name in settings.sites:
             apply_workbench_files(settings.kit(name), "client", settings)
     ensure_private_tree(settings.prod_dir)  # NVFlare makes its start scripts 0755 whatever the umask
+    ensure_private_tree(settings.workdir / PROVISION_WORKSPACE)
     return settings.prod_dir
 
 

@@ -4,11 +4,18 @@ settings_schema.py checks and documents each key; this module fills in the defau
 dataclass's) and checks what needs them filled in: the three ports differ.
 """
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..errors import WorkbenchError
+
 SITE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")  # a FLARE site (client) name, as federation.sites holds
+# The embedded federation runs every site on this machine: one idle site took 90 MB and a statistics
+# job's worker about as much again, so a hundred sites is already ~18 GB at once.
+MAX_EMBEDDED_SITES = 100
+SITES_FILE = "sites.json"  # <workdir>/sites.json: the sites `federation up --sites N` last chose
 
 
 @dataclass(frozen=True)
@@ -48,12 +55,49 @@ class FederationSettings:
     def service_url(self) -> str:
         return f"http://{self.host}:{self.service_port}"
 
+    @property
+    def sites_file(self) -> Path:
+        return self.workdir / SITES_FILE
+
+
+def site_names(n: int) -> tuple[str, ...]:
+    """site-1 .. site-N, the names the embedded federation's sites have always had.
+
+    Raises:
+        WorkbenchError: `n` below 1 or above MAX_EMBEDDED_SITES.
+    """
+    if not isinstance(n, int) or not 1 <= n <= MAX_EMBEDDED_SITES:
+        raise WorkbenchError(f"--sites {n} is not a number of sites this machine can run: the embedded federation "
+                             f"runs 1 to {MAX_EMBEDDED_SITES} sites, each a process of about 90 MB",
+                             f"pass --sites between 1 and {MAX_EMBEDDED_SITES}; real hosts get kits from "
+                             "'workbench federation provision'")
+    return tuple(f"site-{i}" for i in range(1, n + 1))
+
+
+def with_site_count(settings: FederationSettings, n: int, named_in_file: bool) -> FederationSettings:
+    """`settings` with sites site-1..site-N, remembered in `sites_file` so that status, down and the
+    federation service see the same sites.
+
+    Raises:
+        WorkbenchError: N is out of range, or the deployment file names its sites (`named_in_file`):
+            two lists of sites would disagree.
+    """
+    sites = site_names(n)
+    if named_in_file and sites != settings.sites:
+        raise WorkbenchError(f"--sites {n} differs from the sites the deployment file names "
+                             f"({', '.join(settings.sites)})",
+                             "edit federation.sites in the deployment file, or remove it and use --sites")
+    settings.workdir.mkdir(parents=True, exist_ok=True)
+    settings.sites_file.write_text(json.dumps({"sites": list(sites)}) + "\n")
+    return replace(settings, sites=sites)
+
 PORTS = ("fl_port", "admin_port", "service_port")
 
 
 def federation_settings(settings: dict) -> FederationSettings:
     """`settings['federation']` of the deployment settings over the defaults: workdir
-    <state_dir>/federation, service_port hub.service_port.
+    <state_dir>/federation, service_port hub.service_port, sites those `federation up --sites N`
+    last chose (<workdir>/sites.json) unless the file names them.
 
     Expects deployment settings that `validate_settings` passed; it does not check them again.
     """
@@ -64,6 +108,8 @@ def federation_settings(settings: dict) -> FederationSettings:
         values["service_port"] = hub_service_port  # hub: already names the service's port
     if "sites" in values:
         values["sites"] = tuple(values["sites"])
+    elif (values["workdir"] / SITES_FILE).is_file():
+        values["sites"] = tuple(json.loads((values["workdir"] / SITES_FILE).read_text())["sites"])
     return FederationSettings(**values)
 
 
