@@ -76,6 +76,7 @@ DEFAULTS: dict = {
         "idle_timeout": 3600,
         "revocation_interval": 15,
         "start_timeout": 120,
+        "concurrent_spawns": 10,
         "default_profile": "standard",
         "profiles": {
             "standard": {"display": "Standard: 2 CPU, 4 GB", "cpu": 2.0, "memory": "4G"},

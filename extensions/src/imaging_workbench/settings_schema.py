@@ -176,6 +176,10 @@ SANDBOX = _section("The researchers' single-user servers: image, network, limits
     "idle_timeout": _doc("seconds", "Seconds without activity before the idle culler stops a server."),
     "revocation_interval": _doc("seconds", "Seconds between grant checks; revoked access ends within two."),
     "start_timeout": _doc("seconds", "Seconds a server may take to start before the spawn fails."),
+    "concurrent_spawns": {"type": "integer", "minimum": 0, "title": "a whole number, 0 for no limit",
+                          "description": "Most servers starting at once; more are asked to try again shortly "
+                                         "(HTTP 429). 0: no limit (every start then shares the CPUs, and a crowd "
+                                         "runs past start_timeout)."},
     "default_profile": _doc("text", "The profile the spawn form selects first; must name one of `profiles`."),
     "profiles": {
         "type": "object", "minProperties": 1, "title": "a mapping of profile names to {display, cpu, memory, gpus}",

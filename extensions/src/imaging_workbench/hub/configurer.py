@@ -121,6 +121,10 @@ def update_spawner(c, settings: dict, federation_url: str = "", portal_url: str 
         s.home_size = str(box["home_size"])
     s.start_timeout = box["start_timeout"]
     s.http_timeout = box["start_timeout"]
+    # Starts past the limit get 429 and a Retry-After. A start costs ~5.5 CPU-s in its sandbox, so
+    # ten at once stay well inside start_timeout on 2 cores, and more only slow each other
+    # (benchmarks/load.py: 100 users, no failed start).
+    c.JupyterHub.concurrent_spawn_limit = box["concurrent_spawns"]
     s.notebook_dir = "/"  # /data and the home folder both visible in the file browser
     s.default_url = "/lab/tree/home/jovyan"
     s.prefix = "workbench"
