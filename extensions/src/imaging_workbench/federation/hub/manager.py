@@ -2,12 +2,9 @@
 
 `JobManager` is what the service's handlers call (no HTTP here). Every check happens before
 FLARE sees the job: the algorithm is approved, its parameters fit the schema, the user holds
-live grants for every dataset, and each dataset lives at a federation site. A site that is not
-connected to the FLARE server is left out, with its datasets, and the job ends `partial` naming it
-(FLARE would otherwise hold the whole job until that site came); a job whose sites are all
-unconnected is refused. Jobs are rows in the catalog (`FederatedJob`); `follow_once` moves
-unfinished ones forward and is called in a loop by the service, so a restarted service picks up
-where it left off.
+live grants for every dataset, and each dataset lives at a federation site. Jobs are rows in
+the catalog (`FederatedJob`); `follow_once` moves unfinished ones forward and is called in a
+loop by the service, so a restarted service picks up where it left off.
 """
 
 import json
@@ -59,11 +56,6 @@ def grant_conditions(session, user: str, datasets) -> dict[str, dict]:
         if grant.dataset_id in datasets and terms:
             conditions[grant.dataset_id] = terms
     return conditions
-
-
-def left_out_note(dataset_ids) -> str:
-    """Why a site's datasets were not in a job, as its error and result name it."""
-    return f"not connected, its datasets left out: {', '.join(dataset_ids)}"
 
 
 def public_result(result: dict, min_count: int) -> dict:
@@ -122,38 +114,6 @@ class JobManager:
                                  errors={"datasets": f"{dataset_id} is at no federation site"})
             by_site.setdefault(site, []).append(dataset_id)
         return by_site
-
-    def _connected_sites(self) -> set[str] | None:
-        """The sites connected to the FLARE server now; None when it cannot be asked (the
-        submission then reports FLARE's own error)."""
-        try:
-            return set(self.flare.call(lambda sess: [c.name for c in sess.get_connected_client_list()]))
-        except Exception:  # noqa: BLE001 - FLARE raises many kinds; submitting names the problem
-            return None
-
-    def _leave_out_unconnected(self, site_datasets: dict[str, list[str]]) -> dict[str, list[str]]:
-        """`site_datasets` without the sites not connected now; BadRequest naming them if none is left."""
-        connected = self._connected_sites()
-        if connected is None:
-            return site_datasets
-        kept = {site: ids for site, ids in site_datasets.items() if site in connected}
-        if not kept:
-            down = ", ".join(f"{site} ({', '.join(ids)})" for site, ids in sorted(site_datasets.items()))
-            raise BadRequest(f"no site holding the datasets is connected to the federation: {down}",
-                             "ask the operator to start the sites ('workbench federation status' names them), "
-                             "or choose datasets at connected sites",
-                             errors={"datasets": f"at sites not connected: {down}"})
-        return kept
-
-    def _left_out(self, job: FederatedJob) -> dict[str, list[str]]:
-        """{site: datasets} the job asked for but was not sent to (their site was not connected)."""
-        sent = {d for ids in job.site_datasets.values() for d in ids}
-        with self.ctx.session() as s:
-            found = datasets_by_id(s, [d for d in job.datasets if d not in sent])
-        out: dict[str, list[str]] = {}
-        for dataset_id, dataset in found.items():
-            out.setdefault(dataset.site, []).append(dataset_id)
-        return out
 
     def _model_bytes(self, session, user: str, model_job: str) -> bytes:
         job = session.get(FederatedJob, model_job)
@@ -248,13 +208,10 @@ class JobManager:
             conditions = grant_conditions(s, user, datasets)
             self._check_site_policies(s, algorithm, full, site_datasets, conditions)
             model = self._evaluated_model(s, user, full) if algorithm.id == "federated-evaluation" else None
-            asked, site_datasets = site_datasets, self._leave_out_unconnected(site_datasets)
-            left_out = "; ".join(f"{site}: {left_out_note(ids)}" for site, ids in sorted(asked.items())
-                                 if site not in site_datasets)
             job = FederatedJob(id=job_id, user=user, algorithm=algorithm.id, version=algorithm.version, params=full,
                                datasets=list(dict.fromkeys(datasets)), site_datasets=site_datasets,
                                status="submitted", progress={}, submitted_at=now,
-                               deadline=now + timedelta(seconds=self.settings.job_timeout), error=left_out)
+                               deadline=now + timedelta(seconds=self.settings.job_timeout), error="")
             s.add(job)
             audit.record(s, user, "federation.submit", job_id, algorithm=algorithm.id, version=algorithm.version,
                          datasets=job.datasets, params=full)
@@ -385,11 +342,7 @@ class JobManager:
             self._finish(job.id, "failed", error=f"FLARE ended the job as {flare_status}: {e.message}")
             return
         status = {"finished": "finished", "partial": "partial", "aborted": "cancelled"}.get(result["status"], "failed")
-        failed = dict(result.get("failed_sites") or {})
-        for site, ids in self._left_out(job).items():
-            failed[site] = left_out_note(ids)
-            result.setdefault("sites", {})[site] = {"status": "left out", "detail": failed[site], "datasets": ids}
-            status = "partial" if status == "finished" else status
+        failed = result.get("failed_sites") or {}
         error = "; ".join(f"{site}: {why}" for site, why in sorted(failed.items()))
         if result.get("error"):
             error = f"{result['error']}; {error}" if error else result["error"]
