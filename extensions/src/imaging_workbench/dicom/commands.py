@@ -37,8 +37,7 @@ def index_dataset(ctx, dataset_id: str, progress: bool = True) -> dict:
     catalog and audit it.
 
     The file is `<state_dir>/indexes/<id>.sqlite` (dicom/index_files.py): sandboxes mount it
-    read-only beside the data and `workbench series list` reads it; its series rows are mirrored
-    into the catalog (mirror_series). The folder is checked first
+    read-only beside the data, and `workbench series list` and publish-job read it. The folder is checked first
     as at a spawn (dataset_paths.check_registered), and the walk refuses a socket, FIFO or device inside."""
     from ..catalog import audit
     from ..catalog.dataset_paths import check_registered
@@ -52,27 +51,10 @@ def index_dataset(ctx, dataset_id: str, progress: bool = True) -> dict:
         info = {"site": dataset.site or "", "cancer_type": dataset.cancer_type or ""}
     report, summary = build_index_file(dataset_id, folder, index_path(ctx, dataset_id), progress=progress, **info)
     with ctx.session() as s:
-        mirror_series(s, index_path(ctx, dataset_id), dataset_id)
         update_counts(s, dataset_id, summary["n_patients"], summary["n_series"])
         audit.record(s, ctx.actor, "dataset.index", dataset_id, dataset=dataset_id, files=report.n_files,
                      new=report.n_new, changed=report.n_changed, removed=report.n_removed, problems=len(report.problems))
     return {**summary, "report": report}
-
-
-def mirror_series(session, path: Path, dataset_id: str) -> None:
-    """Copy the dataset's series rows (not its files' rows) from its index file into the catalog,
-    for what reads series there in the catalog's own transaction (publish-job's training spacing)."""
-    from sqlalchemy import delete, insert, select
-
-    from .index_files import reading
-    from .index_models import IndexedSeries
-
-    columns = [c for c in IndexedSeries.__table__.columns if c.name != "id"]
-    with reading(path) as source:
-        rows = [dict(r._mapping) for r in source.execute(select(*columns).where(IndexedSeries.dataset_id == dataset_id))]
-    session.execute(delete(IndexedSeries).where(IndexedSeries.dataset_id == dataset_id))
-    if rows:
-        session.execute(insert(IndexedSeries), rows)
 
 
 def index_path(ctx, dataset_id: str) -> Path:

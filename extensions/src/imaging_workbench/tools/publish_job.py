@@ -40,13 +40,14 @@ def _finished_training_job(session, job_id: str) -> FederatedJob:
     return job
 
 
-def training_spacing(session, job: FederatedJob) -> list[float] | None:
-    """The median voxel spacing, (x, y, z) mm, of the image series the job trained on, from the
-    catalog's index; None when none of its datasets is indexed."""
-    from ..dicom import list_series
+def training_spacing(ctx, job: FederatedJob) -> list[float] | None:
+    """The median voxel spacing, (x, y, z) mm, of the image series the job trained on, from its
+    datasets' index files; None when none of them is indexed."""
+    from ..dicom.commands import series_catalog
 
-    spacings = [s["spacing"] for datasets in job.site_datasets.values() for dataset_id in datasets
-                for s in list_series(session, dataset_id, modality="CT", limit=None) if s["spacing"]]
+    dataset_ids = [d for datasets in job.site_datasets.values() for d in datasets]
+    rows = series_catalog(ctx, dataset_ids).query(modality="CT", limit=None).rows
+    spacings = [row["spacing"] for row in rows if row["spacing"]]
     if not spacings:
         return None
     z, y, x = (float(v) for v in np.median(np.asarray(spacings, float), axis=0))
@@ -142,8 +143,8 @@ def publish_job(ctx, job_id: str, tool_id: str, version: str = "1.0.0", body_par
     """
     with ctx.session() as s:
         job = _finished_training_job(s, job_id)
-        spacing = training_spacing(s, job)
         s.expunge(job)
+    spacing = training_spacing(ctx, job)
     with tempfile.TemporaryDirectory(prefix="workbench-publish-job-") as tmp:
         try:
             bundle = write_bundle(job, Path(tmp) / tool_id, tool_id, version, body_part, spacing)
