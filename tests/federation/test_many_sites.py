@@ -1,5 +1,6 @@
 """Five sites in a federation of their own (the `many_sites` fixture): a statistics job counts
-every site's patients once, and a site that never connected is named by status. (A
+every site's patients once, and a site that never connected is named by status and left out of
+jobs. (A
 site killed mid-job ending it `partial` and naming that site is test_faults.py's, at three sites.)
 Jobs go through the service's JobManager in this process (the checks and FLARE are real; the hub
 adds nothing here)."""
@@ -85,17 +86,39 @@ def test_statistics_across_five_sites_count_each_site_once(many_sites, manager):
         assert cells[("age_band", band)]["count"] == pytest.approx(plan[site][2], abs=NOISE), (site, band)
 
 
-def test_a_site_that_never_connected_is_named_by_status(many_sites, capsys):
+def test_a_site_that_never_connected_is_named_by_status_and_left_out_of_jobs(many_sites, capsys):
+    from imaging_workbench.catalog import datasets, grants
     from imaging_workbench.federation import embedded
     from imaging_workbench.federation.commands import _print_status
+    from imaging_workbench.federation.hub.manager import BadRequest, JobManager
     from imaging_workbench.federation.provision import ensure_embedded_kits
     from imaging_workbench.federation.settings import site_names
 
-    federation = many_sites[0]
+    federation, ctx, plan = many_sites
     grown = replace(federation, sites=site_names(len(federation.sites) + 1))
     ensure_embedded_kits(grown)  # site-6's kit is made; its process is never started
+    with ctx.session() as s:
+        datasets.add_dataset(s, "steward", dataset_id("site-6"), plan["site-1"][1], modality="CT", site="site-6")
+        grants.grant_access(s, "steward", "alice", dataset_id("site-6"), 30, "many sites")
 
     rows = embedded.status(grown)
     assert embedded.not_connected(rows) == {"site-6": "not running"}  # and the five sites kept their kits
     assert _print_status(rows, as_json=False) == 3
     assert "not connected: site-6 (not running)" in capsys.readouterr().out
+
+    grown_manager = JobManager(ctx, grown)
+    try:
+        grown_manager.flare.call(grown_manager.refresh_connected)  # as the service's follow loop does
+        with pytest.raises(BadRequest) as refused:
+            grown_manager.submit("alice", "cohort-statistics", [dataset_id("site-6")], {})
+        assert "site-6 (ct-site-6)" in refused.value.message
+
+        job = run(grown_manager, [dataset_id("site-1"), dataset_id("site-6")])
+    finally:
+        grown_manager.flare.close()
+    assert job.status == "partial", job.error
+    assert job.error == "site-6: not connected, its datasets left out: ct-site-6"
+    assert job.site_datasets == {"site-1": ["ct-site-1"]}
+    result = grown_manager.result("alice", job.id)
+    assert result["sites"]["site-6"]["status"] == "left out" and result["sites"]["site-1"]["status"] == "ok"
+    assert counts(result)[("patients", "all")]["count"] == pytest.approx(plan["site-1"][2], abs=NOISE)

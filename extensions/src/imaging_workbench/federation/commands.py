@@ -40,7 +40,7 @@ STATUS_COLUMNS = ["participant", "running", "connected", "pid", "rss_mb", "allow
 
 
 def _print_status(rows, as_json) -> int:
-    """Print the participants, the sites' memory and the sites not connected (a job that needs one waits for it);
+    """Print the participants, the sites' memory and the sites not connected (jobs leave them out);
     returns the exit status: 3 if any participant is not connected or not as the workbench set it up."""
     from .embedded import not_connected, site_memory
 
@@ -52,7 +52,7 @@ def _print_status(rows, as_json) -> int:
             print(f"memory per site (its process and job processes): median {memory['median_mb']} MB, "
                   f"max {memory['max_mb']} MB over {memory['sites']} running site(s)")
         for site, why in missing.items():
-            print(f"not connected: {site} ({why}); jobs on its datasets wait until it connects")
+            print(f"not connected: {site} ({why}); jobs leave its datasets out until it connects")
     return 0 if all(r["connected"] and r["allow_list_matches"] and r["policy"] in ("", "ok")
                     for r in rows.values()) else 3
 
@@ -109,7 +109,7 @@ def register(subparsers) -> None:
     p.add_argument("--sites", type=int, metavar="N", help="run sites site-1..site-N (remembered for status, down "
                    "and the federation service; new sites get kits, existing kits stay as they are)")
     p.add_argument("--timeout", type=float, help="seconds to wait for every site to connect (default 60 + 3 a site); "
-                   "sites not connected by then are reported")
+                   "sites not connected by then are reported and left out of jobs")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_up)
     p = sub.add_parser("down", help="stop the embedded server and sites")

@@ -2,14 +2,20 @@
 
 `JobManager` is what the service's handlers call (no HTTP here). Every check happens before
 FLARE sees the job: the algorithm is approved, its parameters fit the schema, the user holds
-live grants for every dataset, and each dataset lives at a federation site. Jobs are rows in
-the catalog (`FederatedJob`); `follow_once` moves unfinished ones forward and is called in a
-loop by the service, so a restarted service picks up where it left off.
+live grants for every dataset, and each dataset lives at a federation site. A site that is not
+connected to the FLARE server is left out, with its datasets, and the job ends `partial` naming it
+(FLARE would otherwise hold the whole job until that site came); a job whose sites are all
+unconnected is refused. Which sites are connected is learnt by the service's follow loop
+(`refresh_connected`), never inside a submission: a FLARE call there waited on the loop's
+session and timed submissions out. Jobs are rows in the catalog (`FederatedJob`); `follow_once`
+moves unfinished ones forward and is called in a loop by the service, so a restarted service
+picks up where it left off.
 """
 
 import json
 import shutil
 import tempfile
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -58,6 +64,11 @@ def grant_conditions(session, user: str, datasets) -> dict[str, dict]:
     return conditions
 
 
+def left_out_note(dataset_ids) -> str:
+    """Why a site's datasets were not in a job, as its error and result name it."""
+    return f"not connected, its datasets left out: {', '.join(dataset_ids)}"
+
+
 def public_result(result: dict, min_count: int) -> dict:
     """What a researcher may see, re-checked at the hub with the sites' own rule
     (`protocol.disclosure.suppress_below`) under the stricter of `min_count` and every site's
@@ -90,6 +101,48 @@ class JobManager:
         self.ctx, self.settings = ctx, settings
         self.admin = admin or FlareAdmin(settings)
         self.flare = SharedSession(self.admin)
+        self._connected: tuple[float, frozenset] | None = None  # (monotonic time learnt, site names)
+
+    # -- connected sites ------------------------------------------------------------------
+    CONNECTED_MAX_AGE = 90  # seconds; the follow loop refreshes every 30 s even with no job
+    CONNECTED_REFRESH = 10  # seconds between refreshes while jobs are followed
+
+    def refresh_connected(self, sess, max_age: float = 0) -> None:
+        """Learn from FLARE session `sess` which sites are connected, unless that was learnt less
+        than `max_age` seconds ago."""
+        if self._connected is None or time.monotonic() - self._connected[0] >= max_age:
+            self._connected = (time.monotonic(), frozenset(c.name for c in sess.get_connected_client_list()))
+
+    def _connected_sites(self) -> frozenset | None:
+        """The connected sites as last learnt; None when not learnt lately (nothing is left out then:
+        the job waits for its sites in FLARE, and `federation status` names any not connected)."""
+        if self._connected is None or time.monotonic() - self._connected[0] > self.CONNECTED_MAX_AGE:
+            return None
+        return self._connected[1]
+
+    def _leave_out_unconnected(self, site_datasets: dict[str, list[str]]) -> dict[str, list[str]]:
+        """`site_datasets` without the sites not connected; BadRequest naming them if none is left."""
+        connected = self._connected_sites()
+        if connected is None:
+            return site_datasets
+        kept = {site: ids for site, ids in site_datasets.items() if site in connected}
+        if not kept:
+            down = ", ".join(f"{site} ({', '.join(ids)})" for site, ids in sorted(site_datasets.items()))
+            raise BadRequest(f"no site holding the datasets is connected to the federation: {down}",
+                             "ask the operator to start the sites ('workbench federation status' names them), "
+                             "or choose datasets at connected sites",
+                             errors={"datasets": f"at sites not connected: {down}"})
+        return kept
+
+    def _left_out(self, job: FederatedJob) -> dict[str, list[str]]:
+        """{site: datasets} the job asked for but was not sent to (their site was not connected)."""
+        sent = {d for ids in job.site_datasets.values() for d in ids}
+        with self.ctx.session() as s:
+            found = datasets_by_id(s, [d for d in job.datasets if d not in sent])
+        out: dict[str, list[str]] = {}
+        for dataset_id, dataset in found.items():
+            out.setdefault(dataset.site, []).append(dataset_id)
+        return out
 
     # -- checks ---------------------------------------------------------------------------
     def _site_datasets(self, session, user: str, datasets) -> dict[str, list[str]]:
@@ -208,10 +261,13 @@ class JobManager:
             conditions = grant_conditions(s, user, datasets)
             self._check_site_policies(s, algorithm, full, site_datasets, conditions)
             model = self._evaluated_model(s, user, full) if algorithm.id == "federated-evaluation" else None
+            asked, site_datasets = site_datasets, self._leave_out_unconnected(site_datasets)
+            left_out = "; ".join(f"{site}: {left_out_note(ids)}" for site, ids in sorted(asked.items())
+                                 if site not in site_datasets)
             job = FederatedJob(id=job_id, user=user, algorithm=algorithm.id, version=algorithm.version, params=full,
                                datasets=list(dict.fromkeys(datasets)), site_datasets=site_datasets,
                                status="submitted", progress={}, submitted_at=now,
-                               deadline=now + timedelta(seconds=self.settings.job_timeout), error="")
+                               deadline=now + timedelta(seconds=self.settings.job_timeout), error=left_out)
             s.add(job)
             audit.record(s, user, "federation.submit", job_id, algorithm=algorithm.id, version=algorithm.version,
                          datasets=job.datasets, params=full)
@@ -295,6 +351,7 @@ class JobManager:
 
     def follow_once(self, sess) -> int:
         """Move every unfinished job one step with the FLARE session `sess`; returns how many remain."""
+        self.refresh_connected(sess, max_age=self.CONNECTED_REFRESH)
         remaining = 0
         for job in self.unfinished():
             try:
@@ -342,7 +399,11 @@ class JobManager:
             self._finish(job.id, "failed", error=f"FLARE ended the job as {flare_status}: {e.message}")
             return
         status = {"finished": "finished", "partial": "partial", "aborted": "cancelled"}.get(result["status"], "failed")
-        failed = result.get("failed_sites") or {}
+        failed = dict(result.get("failed_sites") or {})
+        for site, ids in self._left_out(job).items():
+            failed[site] = left_out_note(ids)
+            result.setdefault("sites", {})[site] = {"status": "left out", "detail": failed[site], "datasets": ids}
+            status = "partial" if status == "finished" else status
         error = "; ".join(f"{site}: {why}" for site, why in sorted(failed.items()))
         if result.get("error"):
             error = f"{result['error']}; {error}" if error else result["error"]

@@ -85,8 +85,10 @@ class Follower:
             try:
                 if self.manager.unfinished():
                     remaining = self.manager.flare.call(self.manager.follow_once)
+                else:  # keep knowing which sites are connected, for submissions to leave the others out
+                    self.manager.flare.call(self.manager.refresh_connected)
             except Exception as e:  # noqa: BLE001 - keep following; the session reconnects
-                log.warning("following jobs failed: %s", getattr(e, "message", e))
+                log.warning("following jobs or connected sites failed: %s", getattr(e, "message", e))
                 remaining = 1
             self._wake.wait(self.interval if remaining else 30)
             self._wake.clear()
