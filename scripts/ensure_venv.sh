@@ -33,6 +33,11 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp" ]; then
   "${pip[@]}" check >/dev/null || die "the venv's dependencies conflict: $("${pip[@]}" check | head -5)"
   echo "$stamp" > "$stamp_file"
 fi
+# jsonschema's optional IRI check (rfc3987-syntax, from jupyter-events) compiles 38 grammars at each
+# import of jsonschema: 3 CPU-s per hub start and per CLI call. Nothing here checks IRIs.
+if "$WORKBENCH_VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('rfc3987_syntax') is None)"; then
+  "${pip[@]}" uninstall -y rfc3987-syntax || die "removing rfc3987-syntax from the venv failed"
+fi
 "${pip[@]}" install --no-deps -e "$REPO_ROOT/extensions" >"$WORKBENCH_HOME/venv-editable.log" 2>&1 \
   || die "installing our package failed (log: $WORKBENCH_HOME/venv-editable.log)"
 "$WORKBENCH_VENV/bin/python" -c "import imaging_workbench, jupyterhub, dockerspawner" \
