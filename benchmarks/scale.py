@@ -1,17 +1,25 @@
-"""The dataset index at the platform's size: indexing speed, and filters and paging over many datasets.
+"""The dataset index at the platform's size: generation, indexing speed, filters and paging over many
+datasets, and a sandbox's start with every dataset mounted.
 
-    python benchmarks/scale.py [--data FOLDER] [--datasets 30] [--series 200000] [--queries 50]
-                               [--out benchmarks/results]
+    python benchmarks/scale.py [--data FOLDER [--generate]] [--datasets 30] [--series 200000]
+                               [--queries 50] [--baseline-datasets N] [--spawn] [--out benchmarks/results]
+
+The platform's size, in one run (about 25 minutes on 2 cores, 4 GB of disk):
+
+    python benchmarks/scale.py --data /tmp/seed --generate --baseline-datasets 1 --spawn
 
 Stages, one function each:
-  data       --data: a folder of dataset folders (DICOM); default: the six demo datasets at size
-             small (generated once into <out>/scale-data with imaging_workbench.dicom.demo).
+  data       --data: a folder of dataset folders (DICOM); with --generate, the seed cohort is written
+             there first (`workbench demo-data --size seed`: 30 datasets, 200,000 series, 600,000 files)
+             and timed. Default: the six demo datasets at size small (written once into <out>/scale-data).
   indexing   each dataset's index file built by the steward's path (dicom/index_files.py): files/s of
              the first run and of an incremental re-run; baseline: the same first run with every
-             header read in this one process (the former index_folder).
-  scale      the index files copied to --datasets datasets holding --series image series in all (series
-             rows, SEGs too, replicated under new UIDs, without instance rows: queries read series rows only),
-             each beside an empty folder standing for its data, as a sandbox mounts them.
+             header read in this one process (the former index_folder), over the first
+             --baseline-datasets datasets (default all).
+  scale      when the index files hold fewer than --series series: copied to --datasets datasets
+             holding --series image series in all (series rows, SEGs too, replicated under new UIDs,
+             without instance rows: queries read series rows only), each beside an empty folder
+             standing for its data, as a sandbox mounts them. Otherwise the index files as built.
   queries    p50/p95 over --queries queries per filter (modality, body part, site, dataset,
              has-segmentation, free text, deep page) for CaseBrowser's LocalIndex over the mounted
              files and for `workbench series list` (one SeriesCatalog each); baseline: the former
@@ -19,6 +27,9 @@ Stages, one function each:
              text filtered in Python. The portal's catalogue (datasets, not series) is timed as it is.
   browser    CaseBrowser's first page over the mounted datasets; baseline: the former refresh (every
              series row of every dataset read from the index into a DataFrame), then its first page.
+  spawn      --spawn (root, dockerd, the images): a scratch hub; a user granted every dataset of
+             --data starts a sandbox (each dataset and its index file mounted read-only) against a
+             user granted none, in turns, from the spawn form to a ready server (tests/docker/crowd.py).
 Prints ours, the baseline and the ratio (medians); writes scale.json and scale.png to --out.
 """
 
@@ -34,8 +45,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "extensions" / "src"))
+sys.path.insert(0, str(REPO))  # tests.docker.crowd: the spawn stage's journey
 
 from imaging_workbench.dicom import index_read  # noqa: E402
 from imaging_workbench.dicom.index import IMAGE_ONLY  # noqa: E402
@@ -52,16 +66,35 @@ def ensure_data(out: Path) -> Path:
     return folder
 
 
+def generate(data: Path) -> dict:
+    """The seed cohort written into `data` (complete datasets there are kept, and then not timed)."""
+    from imaging_workbench.dicom.seed import SEED_SIZE, ensure_seed_data
+
+    start = time.perf_counter()
+    done = ensure_seed_data(data, **SEED_SIZE, progress=True)
+    seconds = time.perf_counter() - start
+    files = sum(1 for _, folder, _ in done for p in folder.rglob("*.dcm"))
+    return {"seconds": seconds, "files": files, "datasets_written": sum(1 for *_, written in done if written),
+            "datasets": len(done)}
+
+
 def dataset_folders(data: Path) -> dict[str, Path]:
     return {p.name: p for p in sorted(data.iterdir()) if p.is_dir() and not p.name.startswith(".")}
 
 
-def measure_indexing(folders: dict[str, Path], work: Path) -> dict:
-    """files/s of the first build, an incremental re-run, and the baseline (one process)."""
-    out = {"files": 0, "first_s": 0.0, "rerun_s": 0.0, "baseline_s": 0.0}
+def dataset_site(folder: Path) -> str:
+    """The site a generated dataset names in its description file (the steward records it so)."""
+    described = folder / ".workbench-demo.json"
+    return json.loads(described.read_text()).get("site", "site-1") if described.exists() else "site-1"
+
+
+def measure_indexing(folders: dict[str, Path], work: Path, baseline_datasets: int | None = None) -> dict:
+    """files/s of the first build, an incremental re-run, and the baseline (one process, over the first
+    `baseline_datasets` datasets)."""
+    out = {"files": 0, "first_s": 0.0, "rerun_s": 0.0, "baseline_files": 0, "baseline_s": 0.0}
     for dataset_id, folder in folders.items():
         target = index_file(work / "indexes", dataset_id)
-        report, _ = build_index_file(dataset_id, folder, target)
+        report, _ = build_index_file(dataset_id, folder, target, site=dataset_site(folder))
         out["files"] += report.n_files
         out["first_s"] += report.seconds
         again, _ = build_index_file(dataset_id, folder, target)
@@ -69,13 +102,14 @@ def measure_indexing(folders: dict[str, Path], work: Path) -> dict:
     saved = index_read.POOL_FROM
     index_read.POOL_FROM = 10**12  # the former path: every header in this process
     try:
-        for dataset_id, folder in folders.items():
+        for dataset_id, folder in list(folders.items())[:baseline_datasets]:
             report, _ = build_index_file(dataset_id, folder, index_file(work / "baseline", dataset_id))
+            out["baseline_files"] += report.n_files
             out["baseline_s"] += report.seconds
     finally:
         index_read.POOL_FROM = saved
     out.update({"first_files_per_s": out["files"] / out["first_s"], "rerun_files_per_s": out["files"] / out["rerun_s"],
-                "baseline_files_per_s": out["files"] / out["baseline_s"]})
+                "baseline_files_per_s": out["baseline_files"] / out["baseline_s"]})
     return out
 
 
@@ -172,8 +206,8 @@ def measure_queries(data: Path, mounted: Path, work: Path, n: int) -> dict:
     sites = {}
     for path in sorted(mounted.glob("*.sqlite")):
         meta = read_meta(path)
-        sites[meta["dataset_id"]] = meta["site"]
-        series_list.add_index_file(path, meta["dataset_id"], meta["site"])
+        sites[meta["dataset_id"]] = meta.get("site", "")
+        series_list.add_index_file(path, meta["dataset_id"], meta.get("site", ""))
     merged = work / "baseline-all.sqlite"  # the former single index of every dataset
     with sqlite3.connect(merged) as conn:
         for path in sorted(mounted.glob("*.sqlite")):
@@ -239,7 +273,68 @@ def measure_browser(data: Path, mounted: Path, work: Path, repeats: int = 3) -> 
     return {"ours_ms": statistics.median(ours), "baseline_ms": statistics.median(base)}
 
 
+def measure_spawn(folders: dict[str, Path], indexes: Path, work: Path, repeats: int = 3) -> dict:
+    """Seconds from the spawn form to a ready server for a user granted every dataset in `folders`
+    (their index files from `indexes` mounted beside them) and for one granted none, in turns."""
+    import shutil as sh
+
+    from benchmarks.load import PROFILES
+    from imaging_workbench.catalog import accounts, datasets, grants
+    from imaging_workbench.context import WorkbenchContext
+    from imaging_workbench.deployment import validate_settings, with_defaults
+    from imaging_workbench.hub.network import docker_client, ensure_firewall, ensure_network, sandbox_open_ports
+    from tests.docker.crowd import visit, wait_stopped
+    from tests.docker.sandboxes import Box, remove_box
+    from tests.hubtools import HubProcess
+
+    box = Box(network="wbscale-sandbox", subnet="172.29.245.0/24", prefix="wbscale")
+    users = {"alldata": list(folders), "nodata": []}
+    settings = validate_settings(with_defaults({
+        "state_dir": str(work / "hub-state"),
+        "sandbox": {"network": box.network, "subnet": box.subnet, "default_profile": "small", "profiles": PROFILES}}))
+    (work / "hub-state" / "indexes").mkdir(parents=True)
+    with WorkbenchContext(settings, actor="benchmark").session() as s:
+        for dataset_id, folder in folders.items():
+            datasets.add_dataset(s, "benchmark", dataset_id, folder, site=dataset_site(folder))
+            sh.copyfile(index_file(indexes, dataset_id), index_file(work / "hub-state" / "indexes", dataset_id))
+        for user, granted in users.items():
+            accounts.add_account(s, "benchmark", user, f"{user}-password")
+            for dataset_id in granted:
+                grants.grant_access(s, "benchmark", user, dataset_id, 1, "scale benchmark")
+    docker = docker_client()
+    hub = HubProcess(work / "hub", settings, api_ip=box.gateway, extra_config=box.spawner_config())
+    times, mounted = {user: [] for user in users}, {}
+    try:
+        ensure_network(docker, box.network, box.subnet)
+        ensure_firewall(box.network, box.subnet, sandbox_open_ports(hub.settings))
+        hub.start()
+        for _ in tqdm(range(repeats), desc="spawns (both users)", unit="round"):
+            for user in users:
+                seen = visit(hub, user, f"{user}-password", "small", docker, box.container(user), timeout=300)
+                if not seen.ok:
+                    raise RuntimeError(f"{user}'s sandbox did not start: {seen.error}")
+                times[user].append(seen.ready_s)
+                code, out = docker.containers.get(box.container(user)).exec_run(
+                    ["sh", "-c", "ls /data | wc -l; ls /data-index 2>/dev/null | wc -l"], user="1000")
+                mounted[user] = [int(n) for n in out.decode().split()]
+                hub.api("DELETE", f"/users/{user}/server")
+                wait_stopped(hub, user, time.monotonic() + 120)
+    finally:
+        try:
+            hub.stop()
+        finally:
+            remove_box(docker, box)
+    return {user: {"ready_s": statistics.median(t), "runs": t, "datasets_mounted": mounted[user][0],
+                   "index_files_mounted": mounted[user][1]} for user, t in times.items()}
+
+
 def report(results: dict) -> None:
+    gen = results.get("generation")
+    if gen:
+        timed = "" if gen["datasets_written"] == gen["datasets"] else \
+            f" ({gen['datasets'] - gen['datasets_written']} of {gen['datasets']} datasets were there already)"
+        print(f"generation: {gen['files']} files in {gen['seconds']:.0f} s, "
+              f"{gen['files'] / max(gen['seconds'], 1e-9):.0f} files/s{timed}")
     ix = results["indexing"]
     print(f"indexing {ix['files']} files: first run {ix['first_files_per_s']:.0f} files/s, re-run "
           f"{ix['rerun_files_per_s']:.0f} files/s; baseline (one process) {ix['baseline_files_per_s']:.0f} files/s; "
@@ -256,6 +351,12 @@ def report(results: dict) -> None:
     br = results["browser"]
     print(f"CaseBrowser first page over {results['datasets']} mounted datasets: {br['ours_ms']:.0f} ms; baseline "
           f"{br['baseline_ms']:.0f} ms; ratio {br['baseline_ms'] / br['ours_ms']:.1f}x")
+    sp = results.get("spawn")
+    if sp:
+        a, n = sp["alldata"], sp["nodata"]
+        print(f"spawn to ready (median of {len(a['runs'])}): {a['ready_s']:.1f} s with {a['datasets_mounted']} datasets "
+              f"and {a['index_files_mounted']} index files mounted; {n['ready_s']:.1f} s with none; "
+              f"ratio {a['ready_s'] / n['ready_s']:.2f}x")
 
 
 def plot(results: dict, out: Path) -> None:
@@ -288,20 +389,36 @@ def main(argv=None) -> int:
     p.add_argument("--series", type=int, default=200_000)
     p.add_argument("--queries", type=int, default=50)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    p.add_argument("--generate", action="store_true", help="write the seed cohort into --data first, timed")
+    p.add_argument("--baseline-datasets", type=int, metavar="N", help="the one-process baseline indexes only the "
+                   "first N datasets (default all: at the seed's size that alone takes about 15 minutes)")
+    p.add_argument("--spawn", action="store_true", help="time a sandbox start with every dataset mounted against "
+                   "none (root, dockerd and the images)")
     args = p.parse_args(argv)
+    if args.generate and not args.data:
+        p.error("--generate needs --data FOLDER: where the seed cohort is written")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    if args.generate:
+        results["generation"] = generate(Path(args.data))
     data = Path(args.data) if args.data else ensure_data(out)
     folders = dataset_folders(data)
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         work = Path(tmp)
-        results = {"data": str(data), "datasets": args.datasets, "cores": len(os.sched_getaffinity(0)),
-                   "indexing": measure_indexing(folders, work)}
+        results.update({"data": str(data), "datasets": args.datasets, "cores": len(os.sched_getaffinity(0)),
+                        "indexing": measure_indexing(folders, work, args.baseline_datasets)})
         sources = [index_file(work / "indexes", d) for d in folders]
-        scaled_data, mounted = scale_indexes(sources, work / "scaled", args.datasets, args.series)
+        built = sum(int(read_meta(path).get("n_series") or 0) for path in sources)
+        if built >= args.series:  # the data is at the size asked for: its own index files, as mounted
+            results["datasets"], scaled_data, mounted = len(folders), data, work / "indexes"
+        else:
+            scaled_data, mounted = scale_indexes(sources, work / "scaled", args.datasets, args.series)
         results["queries"] = measure_queries(scaled_data, mounted, work, args.queries)
         results["portal"] = measure_portal(work, args.datasets, args.queries)
         results["browser"] = measure_browser(scaled_data, mounted, work)
+        if args.spawn:
+            results["spawn"] = measure_spawn(folders, work / "indexes", work)
     report(results)
     (out / "scale.json").write_text(json.dumps(results, indent=2))
     plot(results, out / "scale.png")

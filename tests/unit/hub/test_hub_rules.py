@@ -151,6 +151,7 @@ def test_hub_config_from_the_settings(settings):
     assert {s["name"] for s in c.JupyterHub.services} >= {"workbench-access", "idle-culler", "workbench-federation"}
     assert "access:services" in c.WorkbenchSpawner.server_token_scopes
     assert c.JupyterHub.concurrent_spawn_limit == settings["sandbox"]["concurrent_spawns"] == 10
+    assert c.JupyterHub.spawn_throttle_retry_range == (5, 15)
     assert hub_api_ip({**settings, "hub": {**settings["hub"], "api_ip": "127.0.0.1"}}) == "127.0.0.1"
 
 

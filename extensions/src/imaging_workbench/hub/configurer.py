@@ -18,6 +18,7 @@ from .mount_plan import ensure_tools_folder
 from .network import gateway, sandbox_open_ports
 
 SANDBOX_STOP_TIMEOUT = 2  # seconds
+SPAWN_RETRY_RANGE = (5, 15)  # seconds a 429 asks a start to wait (Retry-After)
 SERVICE_ACCESS = "workbench-access"
 SERVICE_CULLER = "idle-culler"
 AUTH_STATE_KEY = "auth-state.key"  # in the state directory: encrypts the login tokens the hub keeps
@@ -121,10 +122,12 @@ def update_spawner(c, settings: dict, federation_url: str = "", portal_url: str 
         s.home_size = str(box["home_size"])
     s.start_timeout = box["start_timeout"]
     s.http_timeout = box["start_timeout"]
-    # Starts past the limit get 429 and a Retry-After. A start costs ~5.5 CPU-s in its sandbox, so
+    # Starts past the limit get 429 and a Retry-After. A sandbox's server starts in ~1.6 CPU-s, so
     # ten at once stay well inside start_timeout on 2 cores, and more only slow each other
-    # (benchmarks/load.py: 100 users, no failed start).
+    # (benchmarks/load.py: 100 users, no failed start). JupyterHub suggests a retry near the median
+    # start: ten sharing 2 cores take 5-15 s, where its default of 30-60 s left slots idle.
     c.JupyterHub.concurrent_spawn_limit = box["concurrent_spawns"]
+    c.JupyterHub.spawn_throttle_retry_range = SPAWN_RETRY_RANGE
     s.notebook_dir = "/"  # /data and the home folder both visible in the file browser
     s.default_url = "/lab/tree/home/jovyan"
     s.prefix = "workbench"
