@@ -92,12 +92,12 @@ def measure_indexing(folders: dict[str, Path], work: Path, baseline_datasets: in
     """files/s of the first build, an incremental re-run, and the baseline (one process, over the first
     `baseline_datasets` datasets)."""
     out = {"files": 0, "first_s": 0.0, "rerun_s": 0.0, "baseline_files": 0, "baseline_s": 0.0}
-    for dataset_id, folder in folders.items():
+    for dataset_id, folder in tqdm(folders.items(), desc="indexing", unit="dataset"):
         target = index_file(work / "indexes", dataset_id)
         report, _ = build_index_file(dataset_id, folder, target, site=dataset_site(folder))
         out["files"] += report.n_files
         out["first_s"] += report.seconds
-        again, _ = build_index_file(dataset_id, folder, target)
+        again, _ = build_index_file(dataset_id, folder, target, site=dataset_site(folder))
         out["rerun_s"] += again.seconds
     saved = index_read.POOL_FROM
     index_read.POOL_FROM = 10**12  # the former path: every header in this process
@@ -278,7 +278,6 @@ def measure_spawn(folders: dict[str, Path], indexes: Path, work: Path, repeats: 
     (their index files from `indexes` mounted beside them) and for one granted none, in turns."""
     import shutil as sh
 
-    from benchmarks.load import PROFILES
     from imaging_workbench.catalog import accounts, datasets, grants
     from imaging_workbench.context import WorkbenchContext
     from imaging_workbench.deployment import validate_settings, with_defaults
@@ -291,7 +290,8 @@ def measure_spawn(folders: dict[str, Path], indexes: Path, work: Path, repeats: 
     users = {"alldata": list(folders), "nodata": []}
     settings = validate_settings(with_defaults({
         "state_dir": str(work / "hub-state"),
-        "sandbox": {"network": box.network, "subnet": box.subnet, "default_profile": "small", "profiles": PROFILES}}))
+        "sandbox": {"network": box.network, "subnet": box.subnet, "default_profile": "small",
+                    "profiles": {"small": {"display": "Small: 1 CPU, 512 MB", "cpu": 1, "memory": "512M"}}}}))
     (work / "hub-state" / "indexes").mkdir(parents=True)
     with WorkbenchContext(settings, actor="benchmark").session() as s:
         for dataset_id, folder in folders.items():
@@ -302,6 +302,7 @@ def measure_spawn(folders: dict[str, Path], indexes: Path, work: Path, repeats: 
             for dataset_id in granted:
                 grants.grant_access(s, "benchmark", user, dataset_id, 1, "scale benchmark")
     docker = docker_client()
+    (work / "hub").mkdir()
     hub = HubProcess(work / "hub", settings, api_ip=box.gateway, extra_config=box.spawner_config())
     times, mounted = {user: [] for user in users}, {}
     try:
