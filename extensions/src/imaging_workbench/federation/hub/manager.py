@@ -6,8 +6,9 @@ live grants for every dataset, and each dataset lives at a federation site. A si
 connected to the FLARE server is left out, with its datasets, and the job ends `partial` naming it
 (FLARE would otherwise hold the whole job until that site came); a job whose sites are all
 unconnected is refused. Which sites are connected is learnt by the service's follow loop
-(`refresh_connected`), never inside a submission: a FLARE call there waited on the loop's
-session and timed submissions out. Jobs are rows in the catalog (`FederatedJob`); `follow_once`
+(`refresh_connected`); a submission asks FLARE itself only when a site it needs looked down,
+on a session of its own and outside any database session (a call on the loop's shared session
+inside one waited on a download and timed submissions out). Jobs are rows in the catalog (`FederatedJob`); `follow_once`
 moves unfinished ones forward and is called in a loop by the service, so a restarted service
 picks up where it left off.
 """
@@ -113,16 +114,24 @@ class JobManager:
         if self._connected is None or time.monotonic() - self._connected[0] >= max_age:
             self._connected = (time.monotonic(), frozenset(c.name for c in sess.get_connected_client_list()))
 
-    def _connected_sites(self) -> frozenset | None:
-        """The connected sites as last learnt; None when not learnt lately (nothing is left out then:
-        the job waits for its sites in FLARE, and `federation status` names any not connected)."""
-        if self._connected is None or time.monotonic() - self._connected[0] > self.CONNECTED_MAX_AGE:
+    def _connected_sites(self, needed) -> frozenset | None:
+        """The connected sites, as the follow loop last learnt them when that holds every site in
+        `needed`; otherwise asked of FLARE now, on a session of its own (the shared one may be busy
+        with a download), so a site that has just come back is not left out. None when FLARE cannot
+        be asked: nothing is left out then, and the submission names FLARE's problem."""
+        learnt = self._connected
+        if learnt is not None and time.monotonic() - learnt[0] <= self.CONNECTED_MAX_AGE and set(needed) <= learnt[1]:
+            return learnt[1]
+        try:
+            names = frozenset(self.admin.connected_sites(timeout=5))
+        except WorkbenchError:
             return None
-        return self._connected[1]
+        self._connected = (time.monotonic(), names)
+        return names
 
     def _leave_out_unconnected(self, site_datasets: dict[str, list[str]]) -> dict[str, list[str]]:
         """`site_datasets` without the sites not connected; BadRequest naming them if none is left."""
-        connected = self._connected_sites()
+        connected = self._connected_sites(site_datasets)
         if connected is None:
             return site_datasets
         kept = {site: ids for site, ids in site_datasets.items() if site in connected}
@@ -261,9 +270,11 @@ class JobManager:
             conditions = grant_conditions(s, user, datasets)
             self._check_site_policies(s, algorithm, full, site_datasets, conditions)
             model = self._evaluated_model(s, user, full) if algorithm.id == "federated-evaluation" else None
-            asked, site_datasets = site_datasets, self._leave_out_unconnected(site_datasets)
-            left_out = "; ".join(f"{site}: {left_out_note(ids)}" for site, ids in sorted(asked.items())
-                                 if site not in site_datasets)
+        # Outside the database session: this may ask FLARE, which must never hold a transaction open.
+        asked, site_datasets = site_datasets, self._leave_out_unconnected(site_datasets)
+        left_out = "; ".join(f"{site}: {left_out_note(ids)}" for site, ids in sorted(asked.items())
+                             if site not in site_datasets)
+        with self.ctx.session() as s:
             job = FederatedJob(id=job_id, user=user, algorithm=algorithm.id, version=algorithm.version, params=full,
                                datasets=list(dict.fromkeys(datasets)), site_datasets=site_datasets,
                                status="submitted", progress={}, submitted_at=now,
