@@ -276,8 +276,6 @@ def measure_browser(data: Path, mounted: Path, work: Path, repeats: int = 3) -> 
 def measure_spawn(folders: dict[str, Path], indexes: Path, work: Path, repeats: int = 3) -> dict:
     """Seconds from the spawn form to a ready server for a user granted every dataset in `folders`
     (their index files from `indexes` mounted beside them) and for one granted none, in turns."""
-    import shutil as sh
-
     from imaging_workbench.catalog import accounts, datasets, grants
     from imaging_workbench.context import WorkbenchContext
     from imaging_workbench.deployment import validate_settings, with_defaults
@@ -296,7 +294,7 @@ def measure_spawn(folders: dict[str, Path], indexes: Path, work: Path, repeats: 
     with WorkbenchContext(settings, actor="benchmark").session() as s:
         for dataset_id, folder in folders.items():
             datasets.add_dataset(s, "benchmark", dataset_id, folder, site=dataset_site(folder))
-            sh.copyfile(index_file(indexes, dataset_id), index_file(work / "hub-state" / "indexes", dataset_id))
+            shutil.copyfile(index_file(indexes, dataset_id), index_file(work / "hub-state" / "indexes", dataset_id))
         for user, granted in users.items():
             accounts.add_account(s, "benchmark", user, f"{user}-password")
             for dataset_id in granted:

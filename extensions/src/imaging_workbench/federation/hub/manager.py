@@ -8,9 +8,9 @@ connected to the FLARE server is left out, with its datasets, and the job ends `
 unconnected is refused. Which sites are connected is learnt by the service's follow loop
 (`refresh_connected`); a submission asks FLARE itself only when a site it needs looked down,
 on a session of its own and outside any database session (a call on the loop's shared session
-inside one waited on a download and timed submissions out). Jobs are rows in the catalog (`FederatedJob`); `follow_once`
-moves unfinished ones forward and is called in a loop by the service, so a restarted service
-picks up where it left off.
+inside one waited on a download and timed submissions out). Jobs are rows in the catalog
+(`FederatedJob`); `follow_once` moves unfinished ones forward and is called in a loop by the
+service, so a restarted service picks up where it left off.
 """
 
 import json
