@@ -108,10 +108,14 @@ def test_a_federated_grant_lets_federated_jobs_run_but_mounts_nothing(catalog):
 
 
 class RecordingFlare:
-    """Stands for FLARE's admin API: keeps each submitted job's server configuration, runs nothing."""
+    """Stands for FLARE's admin API: keeps each submitted job's server configuration, runs nothing;
+    every demo site is connected."""
 
     def __init__(self):
         self.jobs = []
+
+    def connected_sites(self, timeout: float = 10) -> list[str]:
+        return ["site-1", "site-2", "site-3"]
 
     def open_session(self):
         return self
