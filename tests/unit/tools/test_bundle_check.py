@@ -176,6 +176,43 @@ def test_a_symlink_or_dotdot_in_a_zip_archive_is_refused(tmp_path):
     assert list((tmp_path / "out").iterdir()) == [] and not (tmp_path / "escaped.txt").exists()
 
 
+def test_an_archive_that_unpacks_past_the_limit_is_refused_before_anything_is_written(tmp_path):
+    zeros = b"\0" * (2 << 20)
+    with zipfile.ZipFile(tmp_path / "bomb.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bundle/models/model.pt", zeros)
+    info = tarfile.TarInfo("bundle/models/model.pt")
+    info.size = len(zeros)
+    _tar(tmp_path / "bomb.tar.gz", [(info, zeros)])
+    for archive in (tmp_path / "bomb.zip", tmp_path / "bomb.tar.gz"):
+        assert archive.stat().st_size < 20_000  # what an upload limit sees
+        with pytest.raises(ToolRefused, match=r"unpacks to 1 files and 2,097,152 bytes, more than .* 1,048,576 bytes"):
+            unpack(archive, tmp_path / "out", max_bytes=1 << 20)
+        assert list((tmp_path / "out").iterdir()) == []
+        assert unpack(archive, tmp_path / "ok", max_bytes=4 << 20)  # under the limit: unpacked
+
+
+def test_a_zip_member_that_lies_about_its_size_writes_no_more_than_it_declared(tmp_path):
+    archive = tmp_path / "liar.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("bundle/models/model.pt", b"\0" * (2 << 20))
+    data = bytearray(archive.read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[central + 24:central + 28] = (10).to_bytes(4, "little")  # the declared unpacked size
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ToolRefused, match="cannot be unpacked"):
+        unpack(archive, tmp_path / "out", max_bytes=1 << 20)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_archive_of_more_files_than_a_bundle_holds_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("imaging_workbench.tools.archive.MAX_MEMBERS", 50)
+    with zipfile.ZipFile(tmp_path / "many.zip", "w") as zf:
+        for i in range(51):
+            zf.writestr(f"bundle/docs/{i}.txt", "")
+    with pytest.raises(ToolRefused, match="unpacks to 51 files and 0 bytes, more than the 50 files"):
+        unpack(tmp_path / "many.zip", tmp_path / "out")
+
+
 class OpensAFile:
     """Pickles as a call to open(): what a hostile weights file could make torch.load run."""
 
