@@ -25,9 +25,12 @@ from pathlib import Path
 import pytest
 from dockerspawner import DockerSpawner
 
+from imaging_workbench import dashboard_check
 from imaging_workbench.catalog import accounts, datasets, grants
 from imaging_workbench.cli import main
+from imaging_workbench.context import WorkbenchContext
 from imaging_workbench.dicom.synth import generate_cohort
+from imaging_workbench.errors import WorkbenchError
 from imaging_workbench.portal.base import ACCESS_SCOPE
 from imaging_workbench.sessions.hub_api import SessionHub
 from imaging_workbench.stack import STACK_LABEL, stack_id
@@ -236,3 +239,13 @@ def test_an_operator_publishes_a_host_notebook_once_it_ran_in_the_owners_sandbox
     assert made["sha256"] == hashlib.sha256(checked.read_bytes()).hexdigest() == hashlib.sha256(
         pinned.read_bytes()).hexdigest()
     assert pinned.stat().st_mode & 0o777 == 0o444
+
+
+def test_an_operator_is_told_the_sandbox_image_is_missing_and_nothing_runs(published, docker):
+    hub = published
+    settings = {**hub.settings, "sandbox": {**hub.settings["sandbox"], "image": "workbench-no-such-image:never"}}
+    since = int(time.time())
+    with pytest.raises(WorkbenchError, match="the sandbox image workbench-no-such-image:never is not on this host"):
+        dashboard_check.first_failing_cell(WorkbenchContext(settings, actor="operator"), OWNER, [CLINICAL],
+                                           "check.ipynb", notebook("print(1)").encode())
+    assert containers_created(docker, hub, since) == []

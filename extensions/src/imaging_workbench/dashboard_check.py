@@ -4,7 +4,10 @@ its server will mount them, the home in memory, the sandbox's limits and hardeni
 at all. Never on the host, which runs as root and sees every dataset."""
 
 import tempfile
+import time
 from pathlib import Path
+
+from docker.errors import APIError, ImageNotFound
 
 from .batch import container as batch_box
 from .errors import WorkbenchError
@@ -39,16 +42,28 @@ def first_failing_cell(ctx, owner: str, datasets: list[str], notebook: str, data
         (Path(folder) / notebook).chmod(0o444)
         volumes = {path: {"bind": target, "mode": "ro"} for target, path in plan.read_only_paths.items()}
         volumes[folder] = {"bind": NOTEBOOK_DIR, "mode": "ro"}
-        box = client.containers.run(
-            sandbox["image"], ["python3", "-m", "imaging_workbench.dashboards", f"{NOTEBOOK_DIR}/{notebook}"],
-            detach=True, user=batch_box.SANDBOX_USER, working_dir=HOME, network_mode="none", volumes=volumes,
-            environment={"WORKBENCH_DATASETS": ",".join(sorted(plan.datasets)), "WORKBENCH_DATA_ROOT": "/data",
-                         "HOME": HOME, "PYTHONUNBUFFERED": "1"},
-            labels={STACK_LABEL: stack_id(settings)}, **config)
+        try:
+            client.images.get(sandbox["image"])  # docker-py's run would pull a missing image from a registry
+            box = client.containers.run(
+                sandbox["image"], ["python3", "-m", "imaging_workbench.dashboards", f"{NOTEBOOK_DIR}/{notebook}"],
+                detach=True, user=batch_box.SANDBOX_USER, working_dir=HOME, network_mode="none", volumes=volumes,
+                environment={"WORKBENCH_DATASETS": ",".join(sorted(plan.datasets)), "WORKBENCH_DATA_ROOT": "/data",
+                             "HOME": HOME, "PYTHONUNBUFFERED": "1"},
+                labels={STACK_LABEL: stack_id(settings)}, **config)
+        except ImageNotFound:
+            raise WorkbenchError(f"the sandbox image {sandbox['image']} is not on this host",
+                                 "build it: bash scripts/ensure_images.sh (or fix sandbox.image in the site file)") from None
+        except APIError as e:
+            raise WorkbenchError(f"dockerd would not start {owner}'s sandbox for {notebook}: {e.explanation or e}",
+                                 "see dockerd's log") from None
+        started = time.monotonic()
         try:
             try:
                 code = box.wait(timeout=TIMEOUT_S)["StatusCode"]
-            except Exception:
+            except Exception as e:  # docker-py reports its timeout as ReadTimeout or ConnectionError
+                if time.monotonic() - started < TIMEOUT_S:
+                    raise WorkbenchError(f"dockerd lost the run of {notebook} in {owner}'s sandbox ({e})",
+                                         "see dockerd's log, then publish again") from None
                 raise WorkbenchError(f"{notebook} did not finish in {TIMEOUT_S} s in {owner}'s sandbox",
                                      "make it faster: a dashboard runs it at every page view") from None
             out = box.logs(stdout=True, stderr=False).decode(errors="replace").strip().splitlines()
