@@ -1,9 +1,7 @@
 """Access requests from request to grant, on SQLite and PostgreSQL: each dataset's steward decides,
 the requester accepts or declines, and only an acceptance makes grants (in the request's mode)."""
 
-import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from alembic import command
@@ -17,9 +15,11 @@ from imaging_workbench.catalog.migrations import alembic_config
 from imaging_workbench.catalog.models import AuditEvent, Grant
 from imaging_workbench.clock import utcnow
 from imaging_workbench.errors import NotFound
-from imaging_workbench.federation.hub.manager import JobManager, grant_conditions
-from imaging_workbench.federation.settings import federation_settings
+from imaging_workbench.federation.hub.manager import BadRequest, JobManager, grant_conditions
+from imaging_workbench.federation.settings import federation_settings, site_names, with_site_count
 from imaging_workbench.hub.mount_plan import granted_datasets, lost_datasets
+
+from ..recording_flare import RecordingFlare
 
 pytestmark = pytest.mark.usefixtures("database_url")
 
@@ -107,24 +107,6 @@ def test_a_federated_grant_lets_federated_jobs_run_but_mounts_nothing(catalog):
         assert lost_datasets(s, "alice", ["lung"]) == {"lung": "federated only"}
 
 
-class RecordingFlare:
-    """Stands for FLARE's admin API: keeps each submitted job's server configuration, runs nothing;
-    every demo site is connected."""
-
-    def __init__(self):
-        self.jobs = []
-
-    def connected_sites(self, timeout: float = 10) -> list[str]:
-        return ["site-1", "site-2", "site-3"]
-
-    def open_session(self):
-        return self
-
-    def submit_job(self, folder):
-        self.jobs.append(json.loads((Path(folder) / "app" / "config" / "config_fed_server.json").read_text()))
-        return f"flare-{len(self.jobs)}"
-
-
 def test_a_federated_job_carries_the_grants_conditions_to_the_sites(catalog):
     request_id = submit(catalog, mode="federated")
     decide(catalog, "sam", request_id, "lung", conditions={"no_weights": True, "min_count": 25})
@@ -135,6 +117,21 @@ def test_a_federated_job_carries_the_grants_conditions_to_the_sites(catalog):
     assert job.status == "submitted" and job.flare_job_id == "flare-1"
     args = flare.jobs[0]["workflows"][0]["args"]
     assert args["conditions"] == {"lung": {"min_count": 25, "weights": "none"}}
+
+
+def test_sites_added_by_federation_up_are_served_without_restarting_the_service(catalog):
+    request_id = submit(catalog, mode="federated")
+    decide(catalog, "sam", request_id, "lung")
+    respond(catalog, request_id)
+    with catalog.session() as s:
+        datasets.get_dataset(s, "lung").site = "site-4"
+    settings = federation_settings(catalog.settings)
+    manager = JobManager(catalog, settings, admin=RecordingFlare(connected=site_names(4)))
+    with pytest.raises(BadRequest, match="dataset 'lung' is not held by a federation site .its site is 'site-4'"):
+        manager.submit("alice", "cohort-statistics", ["lung"])
+    with_site_count(settings, 4, named_in_file=False)  # what `workbench federation up --sites 4` writes
+    assert manager.submit("alice", "cohort-statistics", ["lung"]).site_datasets == {"site-4": ["lung"]}
+    assert manager.sites == site_names(4)
 
 
 def test_a_federated_only_condition_on_a_sandbox_request_makes_a_federated_grant(catalog):

@@ -5,6 +5,7 @@ dataclass's) and checks what needs them filled in: the three ports differ.
 """
 
 import json
+import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -88,7 +89,9 @@ def with_site_count(settings: FederationSettings, n: int, named_in_file: bool) -
                              f"({', '.join(settings.sites)})",
                              "edit federation.sites in the deployment file, or remove it and use --sites")
     settings.workdir.mkdir(parents=True, exist_ok=True)
-    settings.sites_file.write_text(json.dumps({"sites": list(sites)}) + "\n")
+    partial = settings.sites_file.with_name(f".{SITES_FILE}.partial")
+    partial.write_text(json.dumps({"sites": list(sites)}) + "\n")
+    os.replace(partial, settings.sites_file)  # a running service re-reads it: never half-written
     return replace(settings, sites=sites)
 
 PORTS = ("fl_port", "admin_port", "service_port")

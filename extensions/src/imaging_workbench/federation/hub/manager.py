@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -103,6 +104,27 @@ class JobManager:
         self.admin = admin or FlareAdmin(settings)
         self.flare = SharedSession(self.admin)
         self._connected: tuple[float, frozenset] | None = None  # (monotonic time learnt, site names)
+        self._sites_file_seen = self._sites_file_version()
+
+    # -- the federation's sites -----------------------------------------------------------
+    def _sites_file_version(self) -> tuple | None:
+        try:
+            st = self.settings.sites_file.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    @property
+    def sites(self) -> tuple[str, ...]:
+        """The federation's sites, read again once `workbench federation up --sites N` has rewritten
+        its sites file: the service outlives the federation it serves and need not be restarted."""
+        seen = self._sites_file_version()
+        if seen != self._sites_file_seen:
+            self._sites_file_seen = seen
+            if seen is not None:
+                sites = tuple(json.loads(self.settings.sites_file.read_text())["sites"])
+                self.settings = replace(self.settings, sites=sites)
+        return self.settings.sites
 
     # -- connected sites ------------------------------------------------------------------
     CONNECTED_MAX_AGE = 90  # seconds; the follow loop refreshes every 30 s even with no job
@@ -170,9 +192,9 @@ class JobManager:
         by_site: dict[str, list[str]] = {}
         for dataset_id in dict.fromkeys(datasets):
             site = found[dataset_id].site
-            if site not in self.settings.sites:
+            if site not in self.sites:
                 raise BadRequest(f"dataset '{dataset_id}' is not held by a federation site (its site is {site!r})",
-                                 f"federation sites: {', '.join(self.settings.sites)}",
+                                 f"federation sites: {', '.join(self.sites)}",
                                  errors={"datasets": f"{dataset_id} is at no federation site"})
             by_site.setdefault(site, []).append(dataset_id)
         return by_site

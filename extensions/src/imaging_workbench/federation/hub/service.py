@@ -158,7 +158,7 @@ class DatasetsHandler(BaseHandler):
         with self.manager.ctx.session() as s:
             found = datasets_by_id(s, approved_dataset_ids(s, user))
             return [{k: d.as_dict()[k] for k in ("id", "title", "modality", "body_part", "site", "n_subjects")}
-                    for d in found.values() if d.site in self.manager.settings.sites]
+                    for d in found.values() if d.site in self.manager.sites]
 
     async def get(self):
         rows = await self.call(self._datasets, self.user)
