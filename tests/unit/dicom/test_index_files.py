@@ -150,6 +150,27 @@ def test_filters_and_pages_match_a_brute_force_filter(filters):
         assert [r["series_uid"] for r in page.rows] == [r["series_uid"] for r in expected[max(0, offset):end]]
 
 
+
+@pytest.mark.parametrize("filters", [{}, {"dataset_id": "b"}, {"modality": "seg"}, {"text": "chest"}])
+def test_distinct_values_and_studies_match_a_brute_force_filter_and_a_limit_stops_early(filters):
+    rows = random_rows(400)
+    for row in rows[::7]:
+        row["body_part"] = row["body_part"].lower()  # one body part in two cases: one value, as a filter reads it
+    catalog = SeriesCatalog()
+    catalog.add_rows(rows)
+    q = SeriesQuery(**filters)
+    kept = brute_force(rows, q)
+    few = ["dataset_id", "modality", "body_part", "site"]
+    assert catalog.distinct(few, q) == {c: catalog.values(c, q) for c in few}
+    for column in few + ["patient_id"]:
+        assert [v.lower() for v in catalog.values(column, q)] == sorted({r[column].lower() for r in kept})
+    patients = catalog.values("patient_id", q)
+    assert catalog.values("patient_id", q, limit=len(patients)) == patients
+    assert len(catalog.values("patient_id", q, limit=5)) == 6  # "more than 5", not every patient
+    studies = catalog.studies(q)
+    assert [(date, uid) for uid, date in studies] == sorted({(r["study_date"], r["study_uid"]) for r in kept})
+    assert catalog.studies(q, limit=len(studies)) == studies and len(catalog.studies(q, limit=5)) == 6
+
 def test_series_list_reads_the_index_files_the_steward_built(cli, tmp_path, series_by_syntax):
     folder = tmp_path / "ds"
     shutil.copytree(series_by_syntax["explicit"].folder, folder / "ct")

@@ -9,6 +9,7 @@ site. Filters are columns with indexes; has_segmentation is a column, not a test
 
 import json
 import sqlite3
+import string
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ _INDEXES = {  # filter -> its index, made at the first query that uses it (each 
     "dataset_id": "series_dataset ON series (image, dataset_id)",
     "has_segmentation": "series_seg ON series (image, has_segmentation)",
     "text": "series_text ON series (image, description_id)", "series_uid": "series_uid ON series (series_uid)"}
+_NOCASE = ("site", "cancer_type", "modality", "body_part")
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _IMAGE = f"modality NOT IN ({', '.join(repr(m) for m in IMAGE_ONLY)})"
 
 
@@ -171,26 +174,54 @@ class SeriesCatalog:
                             params, q)
         return SeriesPage([_decode(r) for r in cur], total)
 
-    def values(self, column: str, q: SeriesQuery | None = None) -> list:
-        """The distinct non-empty values of `column` among the rows `q` matches (all rows by default)."""
-        if column not in COLUMNS:
-            raise ValueError(f"unknown series column {column!r}; one of {', '.join(COLUMNS)}")
+    def values(self, column: str, q: SeriesQuery | None = None, limit: int | None = None) -> list:
+        """The distinct non-empty values of `column` among the rows `q` matches (all rows by
+        default), in order; with `limit`, at most limit + 1 of them (more than `limit` means "too
+        many to list", found without reading every row)."""
+        _check_columns([column])
         where, params = (q or SeriesQuery()).where()
-        cur = self._execute(f"SELECT DISTINCT {column} FROM series WHERE {where} AND {column} != '' "
-                              f"ORDER BY {column}", params)
-        return [r[0] for r in cur]
+        distinct = f"SELECT DISTINCT {column} FROM series WHERE {where} AND {column} != ''"
+        if limit is not None:  # ordered afterwards, in the column's own collation
+            distinct = f"SELECT {column} FROM ({distinct} LIMIT {int(limit) + 1})"
+        return [r[0] for r in self._execute(f"{distinct} ORDER BY {column}", params)]
 
-    def studies(self, q: SeriesQuery) -> list[tuple[str, str]]:
-        """(study_uid, study_date) of the studies among the rows `q` matches, by date."""
+    def distinct(self, columns: list[str], q: SeriesQuery | None = None) -> dict[str, list]:
+        """`values` of each of `columns`, from one pass over the rows `q` matches: for columns of a
+        few values each (modality, body part, ...), whose combinations stay few."""
+        _check_columns(columns)
+        where, params = (q or SeriesQuery()).where()
+        found = {column: {} for column in columns}  # folded value -> the first one met, as DISTINCT keeps
+        for row in self._execute(f"SELECT DISTINCT {', '.join(columns)} FROM series WHERE {where}", params):
+            for column, value in zip(columns, row):
+                if value not in ("", None):
+                    found[column].setdefault(_folded(column, value), value)
+        return {column: [values[key] for key in sorted(values)] for column, values in found.items()}
+
+    def studies(self, q: SeriesQuery, limit: int | None = None) -> list[tuple[str, str]]:
+        """(study_uid, study_date) of the studies among the rows `q` matches, by date; with `limit`,
+        at most limit + 1 of them."""
         where, params = q.where()
-        return self._execute(f"SELECT DISTINCT study_uid, study_date FROM series WHERE {where} "
-                               "ORDER BY study_date, study_uid", params, q).fetchall()
+        distinct = f"SELECT DISTINCT study_uid, study_date FROM series WHERE {where}"
+        if limit is not None:
+            distinct = f"SELECT * FROM ({distinct} LIMIT {int(limit) + 1})"
+        return self._execute(f"{distinct} ORDER BY study_date, study_uid", params, q).fetchall()
 
     def get(self, dataset_id: str, series_uid: str) -> dict | None:
         """One series row, or None."""
         row = self._execute(f"SELECT {', '.join(COLUMNS)} FROM series WHERE series_uid = ? AND dataset_id = ?",
                             (series_uid, dataset_id), index="series_uid").fetchone()
         return _decode(row) if row else None
+
+
+def _folded(column: str, value):
+    """`value` as the column's collation compares it: COLLATE NOCASE folds ASCII letters only."""
+    return value.translate(_ASCII_LOWER) if column in _NOCASE else value
+
+
+def _check_columns(columns) -> None:
+    unknown = [c for c in columns if c not in COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown series column {unknown[0]!r}; one of {', '.join(COLUMNS)}")
 
 
 def _plain(value):
