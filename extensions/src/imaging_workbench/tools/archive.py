@@ -2,8 +2,9 @@
 
 Every member is checked before anything is written: absolute paths, `..`, links and device or
 other special files are refused, naming the member, and so is an archive whose members add up to
-more than a bundle needs (a zip or gzip bomb would fill the state directory's disk). The archive is unpacked into a fresh temporary
-folder the caller chooses the parent of, so a refused or broken archive leaves nothing behind.
+more than a bundle needs (a zip or gzip bomb would fill the state directory's disk). The archive
+is unpacked into a fresh temporary folder the caller chooses the parent of, so a refused or broken
+archive leaves nothing behind.
 """
 
 import shutil

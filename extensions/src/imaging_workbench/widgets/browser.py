@@ -145,7 +145,7 @@ class CaseBrowser(W.VBox):
         Patients and studies are offered within the dataset (and patient) chosen; other filters
         take their values from `known`."""
         if name == "has_segmentation":
-            return [(ANY, ANY)] + [(v, v) for v in ("yes", "no")]
+            return [(ANY, ANY), ("yes", "yes"), ("no", "no")]
         scope = SeriesQuery(limit=None)
         if name in ("patient_id", "study_uid"):
             scope.dataset_id = _chosen(self.filters["dataset_id"])

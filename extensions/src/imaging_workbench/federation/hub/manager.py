@@ -190,11 +190,12 @@ class JobManager:
         except WorkbenchError as e:
             raise Forbidden(e.message, e.hint) from None
         by_site: dict[str, list[str]] = {}
+        sites = self.sites  # one look at the sites file per submission
         for dataset_id in dict.fromkeys(datasets):
             site = found[dataset_id].site
-            if site not in self.sites:
+            if site not in sites:
                 raise BadRequest(f"dataset '{dataset_id}' is not held by a federation site (its site is {site!r})",
-                                 f"federation sites: {', '.join(self.sites)}",
+                                 f"federation sites: {', '.join(sites)}",
                                  errors={"datasets": f"{dataset_id} is at no federation site"})
             by_site.setdefault(site, []).append(dataset_id)
         return by_site
